@@ -1,0 +1,109 @@
+"""Shared pieces for upstreams that speak OpenAI's Chat Completions format."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from shared.errors import Disposition, UpstreamError, parse_retry_after, upstream_error
+from shared.providers.base import Json, StreamState
+from shared.sse import SSEEvent
+
+# Orbyt's own fields never go upstream.
+GATEWAY_FIELDS = frozenset({"extra"})
+
+QUOTA_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached"})
+
+
+def loads_object(raw: bytes) -> Json | None:
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def error_fields(body: Json | None) -> tuple[str, str | None, str | None, str | None]:
+    """(message, type, code, param) from an OpenAI-shaped error body."""
+    err: Any = (body or {}).get("error")
+    if isinstance(err, dict):
+        code = err.get("code")
+        return (
+            str(err.get("message") or "upstream error"),
+            err.get("type") if isinstance(err.get("type"), str) else None,
+            str(code) if code is not None else None,
+            err.get("param") if isinstance(err.get("param"), str) else None,
+        )
+    if isinstance(err, str):
+        return err, None, None, None
+    return "upstream error", None, None, None
+
+
+def map_openai_error(
+    provider: str, status: int, headers: Mapping[str, str], raw: bytes
+) -> UpstreamError:
+    body = loads_object(raw.strip())
+    message, etype, code, param = error_fields(body)
+    disposition: Disposition | None = None
+    if code in QUOTA_CODES:
+        disposition = Disposition.QUOTA
+    elif code == "context_length_exceeded" or "maximum context length" in message.lower():
+        disposition = Disposition.CONTEXT
+        code = "context_length_exceeded"
+    err = upstream_error(
+        status,
+        f"{provider}: {message}",
+        type=etype,
+        code=code,
+        param=param,
+        retry_after=parse_retry_after(headers),
+        disposition=disposition,
+    )
+    return err
+
+
+def parse_openai_event(provider: str, event: SSEEvent, state: StreamState) -> list[Json]:
+    data = event.data
+    if not data:
+        return []
+    if data.startswith("[DONE]"):
+        state.done = True
+        return []
+    try:
+        chunk = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        state.malformed += 1
+        return []
+    if not isinstance(chunk, dict):
+        state.malformed += 1
+        return []
+    if chunk.get("error"):
+        message, etype, code, _ = error_fields(chunk)
+        status = 503 if etype in (None, "server_error", "overloaded_error") else 400
+        raise upstream_error(status, f"{provider}: {message}", type=etype, code=code)
+    choices = chunk.get("choices")
+    if not isinstance(choices, list):
+        state.malformed += 1
+        return []
+    for choice in choices:
+        if isinstance(choice, dict) and choice.get("finish_reason"):
+            state.finish_reason = choice["finish_reason"]
+    out: Json = {"choices": choices}
+    usage = chunk.get("usage")
+    if usage:
+        out["usage"] = usage
+    return [out]
+
+
+def parse_openai_response(provider: str, raw: bytes) -> Json:
+    body = loads_object(raw.strip())
+    if body is None or not isinstance(body.get("choices"), list):
+        raise upstream_error(502, f"{provider}: malformed response body", type="server_error")
+    out: Json = {"choices": body["choices"]}
+    if body.get("usage"):
+        out["usage"] = body["usage"]
+    if body.get("system_fingerprint"):
+        out["system_fingerprint"] = body["system_fingerprint"]
+    return out

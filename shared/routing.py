@@ -1,0 +1,103 @@
+"""Route plans (DESIGN §4): resolving model ids to candidates and ordering them by strategy.
+
+Pure functions of (request, catalog, configuration, observed stats); no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from shared.catalog import Catalog
+from shared.contract import Candidate
+from shared.errors import InvalidRequest
+from shared.providers import adapters
+from shared.settings import Settings
+from shared.wire import Extra
+
+STRATEGIES = ("ordered", "cheap", "fast", "reliable")
+
+
+def known_providers(settings: Settings) -> dict[str, str]:
+    """provider name -> adapter name, for built-in adapters and configured upstreams."""
+    names = {name: name for name in adapters()}
+    for name, cfg in settings.providers.items():
+        names[name] = cfg.adapter or name
+    return {n: a for n, a in names.items() if a in adapters()}
+
+
+def byok_providers(extra: Extra | None, primary_provider: str) -> set[str]:
+    if extra is None or extra.byok is None:
+        return set()
+    if isinstance(extra.byok, str):
+        return {primary_provider}
+    return set(extra.byok)
+
+
+def resolve_candidate(model: str, catalog: Catalog, providers: Mapping[str, str],
+                      byok: set[str], param: str) -> Candidate:
+    provider, sep, rest = model.partition("/")
+    if not sep or not rest:
+        raise InvalidRequest(
+            f"Model {model!r} must be 'provider/model', e.g. 'openai/gpt-5-mini'.",
+            param=param, code="model_not_found")
+    if provider not in providers:
+        raise InvalidRequest(
+            f"Unknown provider {provider!r}. Known providers: {', '.join(sorted(providers))}.",
+            param=param, code="model_not_found")
+    info = catalog.get(model)
+    return Candidate(
+        model=model,
+        provider=provider,
+        upstream=info.upstream if info else rest,
+        key_source="byok" if provider in byok else "pool",
+    )
+
+
+def resolve_plan(model: str, extra: Extra | None, catalog: Catalog,
+                 settings: Settings) -> list[Candidate]:
+    providers = known_providers(settings)
+    primary_provider = model.partition("/")[0]
+    byok = byok_providers(extra, primary_provider)
+    for name in byok:
+        if name not in providers:
+            raise InvalidRequest(f"'extra.byok' names unknown provider {name!r}.",
+                                 param="extra.byok")
+    plan = [resolve_candidate(model, catalog, providers, byok, "model")]
+    for i, fallback in enumerate(extra.fallback_models if extra else []):
+        plan.append(resolve_candidate(fallback, catalog, providers, byok,
+                                      f"extra.fallback_models[{i}]"))
+    strategy = (extra.provider if extra else None) or "ordered"
+    if strategy not in STRATEGIES and strategy not in providers:
+        raise InvalidRequest(
+            f"Invalid 'extra.provider' {strategy!r}. Valid values: {', '.join(STRATEGIES)}, "
+            f"or a provider name ({', '.join(sorted(providers))}).",
+            param="extra.provider")
+    return plan
+
+
+def order_plan(plan: Sequence[Candidate], strategy: str, catalog: Catalog,
+               ttft: Mapping[str, float] | None = None,
+               error_rate: Mapping[str, float] | None = None) -> list[Candidate]:
+    """Order candidates by strategy; Python's sort is stable, so ties keep the given order."""
+    if strategy == "cheap":
+        def price(c: Candidate) -> tuple[int, float]:
+            info = catalog.get(c["model"])
+            blended = info.blended_price if info else None
+            return (1, 0.0) if blended is None else (0, blended)
+        return sorted(plan, key=price)
+    if strategy in ("fast", "reliable"):
+        stats = (ttft if strategy == "fast" else error_rate) or {}
+        return _order_observed(plan, stats)
+    if strategy in STRATEGIES:
+        return list(plan)
+    return sorted(plan, key=lambda c: 0 if c["provider"] == strategy else 1)
+
+
+def _order_observed(plan: Sequence[Candidate], stats: Mapping[str, float]) -> list[Candidate]:
+    """Sort the observed candidates among themselves; unobserved ones keep their place."""
+    observed = [i for i, c in enumerate(plan) if c["model"] in stats]
+    ranked = sorted((plan[i] for i in observed), key=lambda c: stats[c["model"]])
+    out = list(plan)
+    for slot, cand in zip(observed, ranked, strict=True):
+        out[slot] = cand
+    return out

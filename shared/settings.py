@@ -1,0 +1,125 @@
+"""One settings object for API and workers: `ORBYT_*` environment variables and an optional
+config file (`ORBYT_CONFIG=path.toml|path.json`). Nested fields use `__`, e.g.
+`ORBYT_PROVIDERS__ANTHROPIC__KEYS='["sk-ant-..."]'`, `ORBYT_PROVIDERS__MYVLLM__ADAPTER=openai`.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    JsonConfigSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class ProviderConfig(BaseModel):
+    """One upstream: which adapter speaks to it, where it is and the gateway's pool keys."""
+
+    adapter: str | None = None  # defaults to the provider's own name; "openai" for compatible upstreams
+    base_url: str | None = None
+    keys: list[SecretStr] = Field(default_factory=list)
+
+    @field_validator("keys", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [k.strip() for k in value.split(",") if k.strip()]
+        return value
+
+
+class MockConfig(BaseModel):
+    ttft_ms: float = 0.0
+    token_ms: float = 0.0
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ORBYT_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    env: Literal["dev", "production", "test"] = "production"
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        validation_alias=AliasChoices("ORBYT_REDIS_URL", "REDIS_URL"),
+    )
+    gateway_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    admin_key: SecretStr | None = None
+    secret_key: SecretStr | None = None
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    catalog_path: Path | None = None
+    mock: MockConfig = Field(default_factory=MockConfig)
+
+    # queue and reply stream
+    chat_queue: str = "orbyt:chat"
+    batch_queue: str = "orbyt:batch"
+    pickup_timeout: float = 5.0  # seconds for a worker to start a job before the API gives up
+    heartbeat_interval: float = 1.0
+    heartbeat_timeout: float = 5.0  # API: no frame for this long mid-request -> error
+    reply_queue_frames: int = 4096  # per-request bound; a client this far behind is dropped
+    worker_max_jobs: int = 500
+    worker_poll_delay: float = 0.25  # fallback poll; enqueue wakes workers at once
+
+    # routing defaults (DESIGN §4)
+    default_retry: int = 2
+    default_timeout: float = 120.0
+    connect_timeout: float = 5.0
+    ttft_timeout: float = 10.0
+    stall_timeout: float = 15.0
+    backoff_base: float = 0.5
+    backoff_cap: float = 8.0
+    retry_after_cap: float = 10.0
+
+    # request limits
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_messages: int = 2048
+
+    @field_validator("gateway_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip()
+            if value.startswith("["):
+                import json
+
+                return json.loads(value)
+            return [k.strip() for k in value.split(",") if k.strip()]
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config = os.environ.get("ORBYT_CONFIG")
+        if config:
+            path = Path(config)
+            if path.suffix == ".toml":
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+            else:
+                sources.append(JsonConfigSettingsSource(settings_cls, json_file=path))
+        return tuple(sources)
+
+    def provider(self, name: str) -> ProviderConfig:
+        return self.providers.get(name) or ProviderConfig()
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings()
