@@ -155,7 +155,8 @@ class UpstreamError(OrbytError):
 
     @property
     def should_retry(self) -> bool:
-        return self.disposition in (Disposition.RETRY, Disposition.FAILOVER)
+        """Truthful `x-should-retry`: transient statuses, except exhausted quotas."""
+        return super().should_retry and self.disposition is not Disposition.QUOTA
 
     def response_headers(self) -> dict[str, str]:
         headers = super().response_headers()

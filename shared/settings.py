@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     gateway_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     admin_key: SecretStr | None = None
     secret_key: SecretStr | None = None
+    old_secret_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    byok_ttl: float = 30.0
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     catalog_path: Path | None = None
     mock: MockConfig = Field(default_factory=MockConfig)
@@ -85,7 +87,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = 8 * 1024 * 1024
     max_messages: int = 2048
 
-    @field_validator("gateway_keys", mode="before")
+    @field_validator("gateway_keys", "old_secret_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -115,6 +117,10 @@ class Settings(BaseSettings):
             else:
                 sources.append(JsonConfigSettingsSource(settings_cls, json_file=path))
         return tuple(sources)
+
+    def secrets(self) -> list[str]:
+        current = [self.secret_key.get_secret_value()] if self.secret_key else []
+        return current + [k.get_secret_value() for k in self.old_secret_keys]
 
     def provider(self, name: str) -> ProviderConfig:
         return self.providers.get(name) or ProviderConfig()

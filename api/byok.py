@@ -1,0 +1,35 @@
+"""BYOK on the API side: validate the caller's keys, seal them, park them in Redis (DESIGN §5)."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from shared.contract import Candidate, byok_key
+from shared.errors import InvalidRequest, ServiceUnavailable
+from shared.keyshapes import key_shape_problem
+from shared.sealing import seal
+from shared.settings import Settings
+from shared.wire import Extra
+
+
+def byok_map(extra: Extra, plan: list[Candidate]) -> dict[str, str]:
+    """provider -> key, from a string (primary's provider) or a {provider: key} object."""
+    assert extra.byok is not None
+    if isinstance(extra.byok, str):
+        keys = {plan[0]["provider"]: extra.byok}
+    else:
+        keys = dict(extra.byok)
+    for provider, key in keys.items():
+        problem = key_shape_problem(provider, key)
+        if problem:
+            raise InvalidRequest(f"The BYOK key for {provider!r} {problem}.",
+                                 param="extra.byok", code="invalid_byok_key")
+    return keys
+
+
+async def park_byok(redis: Redis, settings: Settings, rid: str, keys: dict[str, str]) -> None:
+    if not settings.secret_key:
+        raise ServiceUnavailable("BYOK is not enabled on this gateway (ORBYT_SECRET_KEY is "
+                                 "not set).", code="byok_disabled")
+    blob = seal(keys, settings.secret_key.get_secret_value(), rid)
+    await redis.set(byok_key(rid), blob, px=int(settings.byok_ttl * 1000))

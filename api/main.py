@@ -1,0 +1,41 @@
+"""The API process: a thin FastAPI edge that validates, enqueues and relays."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from api import errors
+from api.auth import KeyRing
+from api.replies import ReplyHub
+from api.routes import chat, health, models
+from api.state import AppState
+from shared.catalog import load_catalog
+from shared.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redis = Redis.from_url(settings.redis_url, max_connections=512)
+        hub = ReplyHub(settings.redis_url, settings.reply_queue_frames)
+        app.state.orbyt = AppState(settings=settings, catalog=load_catalog(settings.catalog_path),
+                                   redis=redis, hub=hub, keys=KeyRing(settings))
+        try:
+            yield
+        finally:
+            await hub.close()
+            await redis.aclose()
+
+    app = FastAPI(title="Orbyt", version="0.1.0", lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
+    errors.install(app)
+    app.include_router(chat.router)
+    app.include_router(models.router)
+    app.include_router(health.router)
+    return app

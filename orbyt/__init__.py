@@ -1,0 +1,1 @@
+"""The `orbyt` command: `orbyt dev`, `orbyt api`, `orbyt worker`."""

@@ -1,0 +1,3 @@
+from orbyt.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,213 @@
+"""The arq worker: settings DESIGN §6.1 depends on, wake-on-enqueue polling, started jobs
+removed from the queue, cancellation, and the `chat` job."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from typing import Any
+
+import orjson
+from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.constants import in_progress_key_prefix
+from arq.utils import timestamp_ms
+from arq.worker import Worker, func
+from redis.exceptions import ResponseError, WatchError
+
+from shared.catalog import default_catalog
+from shared.contract import CANCEL_CHANNEL, JOB_FUNCTION, ChatJob, wake_channel
+from shared.errors import OrbytError, ServiceUnavailable
+from shared.secret import Secret
+from shared.settings import Settings, get_settings
+from worker.byok import take_byok
+from worker.engine import Deps, run_chat, send_error
+from worker.publisher import Publisher, ReplyGone
+from worker.upstream import make_client
+
+log = logging.getLogger("orbyt.worker")
+
+
+def _dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj)
+
+
+async def chat(ctx: dict[str, Any], job: ChatJob) -> None:
+    """Serve one chat request. Never raises: every outcome is a frame to the caller."""
+    deps: Deps = ctx["deps"]
+    running: dict[str, asyncio.Task[Any]] = ctx["running"]
+    task = asyncio.current_task()
+    assert task is not None
+    running[job["rid"]] = task
+    pub = Publisher(ctx["redis"], job["channel"], deps.settings.heartbeat_interval, task)
+    byok: dict[str, Secret] = {}
+    try:
+        await pub.start({"worker": deps.worker_id})
+        if job["byok"]:
+            byok = await take_byok(ctx["redis"], deps.settings, job["rid"])
+        await run_chat(job, pub, deps, byok)
+    except OrbytError as exc:
+        await send_error(pub, exc, 0)
+    except (ReplyGone, asyncio.CancelledError):
+        log.debug("request %s cancelled by its caller", job["rid"])
+    except Exception:
+        log.exception("request %s failed inside the worker", job["rid"])
+        with contextlib.suppress(Exception):
+            await send_error(pub, ServiceUnavailable("The gateway worker failed while serving "
+                                                     "this request."), 0)
+    finally:
+        byok.clear()
+        running.pop(job["rid"], None)
+        await pub.close()
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    settings: Settings = ctx.get("settings") or get_settings()
+    ctx["settings"] = settings
+    worker_id = f"{socket.gethostname()}:{os.getpid()}"
+    ctx["deps"] = Deps(settings=settings, catalog=default_catalog(),
+                       client=make_client(settings), worker_id=worker_id)
+    ctx.setdefault("running", {})
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    deps: Deps | None = ctx.get("deps")
+    if deps is not None:
+        await deps.client.aclose()
+
+
+class OrbytWorker(Worker):
+    """arq's worker, with two changes the design needs:
+
+    - it wakes on a pub/sub message published with every enqueue (and still polls every
+      `poll_delay` as a fallback), so pickup costs milliseconds, not arq's 0.5 s;
+    - a job is removed from the queue sorted set in the same transaction that marks it
+      in progress, so running jobs are never re-scanned and can never be re-run.
+    """
+
+    def __init__(self, *args: Any, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.settings = settings
+        self._wake = asyncio.Event()
+
+    async def main(self) -> None:
+        if self._pool is None:
+            self._pool = await create_pool(
+                self.redis_settings, job_serializer=self.job_serializer,
+                job_deserializer=self.job_deserializer, default_queue_name=self.queue_name)
+        self.ctx["redis"] = self.pool
+        self.ctx["settings"] = self.settings
+        self.ctx["running"] = {}
+        if self.on_startup:
+            await self.on_startup(self.ctx)
+        listener = asyncio.create_task(self._listen(self.pool))
+        log.info("worker ready on queue %s (max_jobs=%d)", self.queue_name, self.max_jobs)
+        try:
+            while True:
+                await self._poll_iteration()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_delay_s)
+                self._wake.clear()
+        finally:
+            listener.cancel()
+
+    async def _listen(self, pool: ArqRedis) -> None:
+        """Wake-ups and cancellations, on one pub/sub connection; reconnects on failure."""
+        wake = wake_channel(self.queue_name).encode()
+        while True:
+            try:
+                pubsub = pool.pubsub()
+                await pubsub.subscribe(wake, CANCEL_CHANNEL)
+                async for message in pubsub.listen():
+                    if message["type"] != "message":
+                        continue
+                    if message["channel"] == wake:
+                        self._wake.set()
+                    else:
+                        self._cancel(message["data"].decode())
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("worker pub/sub listener lost its connection (%s); retrying",
+                            type(exc).__name__)
+                await asyncio.sleep(0.5)
+
+    def _cancel(self, rid: str) -> None:
+        task = self.ctx["running"].get(rid)
+        if task is not None and not task.done():
+            task.cancel()
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        # arq's own start_jobs, plus ZREM of the job id inside the same MULTI.
+        for job_id_b in job_ids:
+            await self.sem.acquire()
+            if self.job_counter >= self.max_jobs:
+                self.sem.release()
+                return None
+            self.job_counter += 1
+            job_id = job_id_b.decode()
+            in_progress_key = in_progress_key_prefix + job_id
+            async with self.pool.pipeline(transaction=True) as pipe:
+                await pipe.watch(in_progress_key)
+                ongoing_exists = await pipe.exists(in_progress_key)
+                score = await pipe.zscore(self.queue_name, job_id)
+                if ongoing_exists or not score or score > timestamp_ms():
+                    self.job_counter -= 1
+                    self.sem.release()
+                    continue
+                pipe.multi()
+                pipe.psetex(in_progress_key, int(self.in_progress_timeout_s * 1000), b"1")
+                pipe.zrem(self.queue_name, job_id)
+                try:
+                    await pipe.execute()
+                except (ResponseError, WatchError):
+                    self.job_counter -= 1
+                    self.sem.release()
+                else:
+                    t = self.loop.create_task(self.run_job(job_id, int(score)))
+                    t.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+                    self.tasks[job_id] = t
+
+
+def build_worker(settings: Settings | None = None, *, burst: bool = False,
+                 drain_seconds: int = 30) -> OrbytWorker:
+    settings = settings or get_settings()
+    logging.getLogger("arq").setLevel(logging.WARNING)
+    return OrbytWorker(
+        functions=[func(chat, name=JOB_FUNCTION, max_tries=1,
+                        timeout=settings.default_timeout * 30)],
+        settings=settings,
+        queue_name=settings.chat_queue,
+        redis_settings=RedisSettings.from_dsn(settings.redis_url),
+        on_startup=startup,
+        on_shutdown=shutdown,
+        burst=burst,
+        max_jobs=settings.worker_max_jobs,
+        keep_result=0,
+        max_tries=1,
+        log_results=False,
+        poll_delay=settings.worker_poll_delay,
+        health_check_interval=2,
+        job_serializer=_dumps,
+        job_deserializer=orjson.loads,
+        job_completion_wait=drain_seconds,
+    )
+
+
+class WorkerSettings:
+    """For `arq worker.app.WorkerSettings` users; `orbyt worker` (OrbytWorker) is preferred:
+    plain arq lacks the wake-up and the queue removal above."""
+
+    functions = [func(chat, name=JOB_FUNCTION, max_tries=1)]
+    queue_name = "orbyt:chat"
+    on_startup = startup
+    on_shutdown = shutdown
+    keep_result = 0
+    max_tries = 1
+    log_results = False
+    max_jobs = 500
+    poll_delay = 0.05
+    job_serializer = _dumps
+    job_deserializer = orjson.loads

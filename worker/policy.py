@@ -1,0 +1,65 @@
+"""Retry and fallback policy (DESIGN §4.1) as pure functions of the attempt history.
+
+No I/O and no clock reads: callers pass the remaining time and a random source, so every
+branch is testable directly.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from shared.errors import Disposition, UpstreamError
+
+
+class Step(enum.Enum):
+    RETRY = "retry"  # same candidate after `delay`
+    NEXT = "next"  # next candidate now
+    STOP = "stop"  # give up: propagate the error
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    step: Step
+    delay: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    retries: int = 2  # per candidate
+    base: float = 0.5
+    cap: float = 8.0
+    retry_after_cap: float = 10.0
+
+
+def backoff(tries: int, policy: RetryPolicy, rand: Callable[[], float]) -> float:
+    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**tries)]."""
+    return rand() * min(policy.cap, policy.base * (2**tries))
+
+
+def next_action(err: UpstreamError, tries: int, remaining: float, policy: RetryPolicy,
+                rand: Callable[[], float]) -> Action:
+    """What to do after the `tries`-th failure (0-based) of a candidate."""
+    if err.disposition is Disposition.FINAL:
+        return Action(Step.STOP)
+    if err.disposition is not Disposition.RETRY or tries >= policy.retries:
+        return Action(Step.NEXT)
+    if err.retry_after is not None:
+        if err.retry_after > policy.retry_after_cap or err.retry_after >= remaining:
+            return Action(Step.NEXT)
+        return Action(Step.RETRY, err.retry_after)
+    delay = backoff(tries, policy, rand)
+    if delay >= remaining:
+        return Action(Step.NEXT)
+    return Action(Step.RETRY, delay)
+
+
+def final_error(errors: Sequence[tuple[int, UpstreamError]]) -> UpstreamError:
+    """The most informative error of all attempts: a final refusal if any, else the
+    primary candidate's own failure (never a side effect of a later attempt).
+    `errors` holds (candidate index, error) in the order the attempts were made."""
+    if not errors:
+        raise ValueError("no attempts were made")
+    return min(errors, key=lambda item: (item[1].disposition is not Disposition.FINAL,
+                                         item[0]))[1]

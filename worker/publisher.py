@@ -1,0 +1,85 @@
+"""Publishing reply frames for one job, with gap-free `seq`, heartbeats and cancel detection.
+
+A PUBLISH that reaches no subscriber means the API side is gone (client disconnected, API
+crashed or gave up on pickup): the job is cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from redis.asyncio import Redis
+
+from shared.contract import DELTA, DONE, ERROR, HEARTBEAT, START, encode_frame
+
+
+class ReplyGone(Exception):
+    """Nobody listens on the reply channel any more."""
+
+
+class Publisher:
+    def __init__(self, redis: Redis, channel: str, heartbeat_interval: float,
+                 task: asyncio.Task[Any] | None = None) -> None:
+        self._redis = redis
+        self._channel = channel
+        self._seq = 0
+        self._interval = heartbeat_interval
+        self._last = 0.0
+        self._task = task or asyncio.current_task()
+        self._beat: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self.closed = False
+        self.gone = False
+
+    async def _send(self, kind: bytes, meta: dict[str, Any] | None, payload: bytes) -> None:
+        async with self._lock:
+            if self.closed:
+                return
+            frame = encode_frame(kind, self._seq, meta, payload)
+            self._seq += 1
+            self._last = asyncio.get_running_loop().time()
+            receivers = await self._redis.publish(self._channel, frame)
+        if receivers == 0:
+            self.gone = True
+            raise ReplyGone(self._channel)
+
+    async def start(self, meta: dict[str, Any]) -> None:
+        await self._send(START, meta, b"")
+        self._beat = asyncio.create_task(self._heartbeat())
+
+    async def delta(self, payload: bytes, meta: dict[str, Any] | None = None) -> None:
+        await self._send(DELTA, meta, payload)
+
+    async def done(self, meta: dict[str, Any], payload: bytes = b"") -> None:
+        await self._send(DONE, meta, payload)
+        await self.close()
+
+    async def error(self, meta: dict[str, Any], payload: bytes) -> None:
+        with contextlib.suppress(ReplyGone):
+            await self._send(ERROR, meta, payload)
+        await self.close()
+
+    async def close(self) -> None:
+        self.closed = True
+        if self._beat is not None and self._beat is not asyncio.current_task():
+            self._beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._beat
+        self._beat = None
+
+    async def _heartbeat(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self.closed:
+            await asyncio.sleep(self._interval)
+            if self.closed or loop.time() - self._last < self._interval * 0.9:
+                continue
+            try:
+                await self._send(HEARTBEAT, None, b"")
+            except ReplyGone:
+                if self._task is not None and not self._task.done():
+                    self._task.cancel()
+                return
+            except Exception:  # Redis trouble: the job's own publishes will surface it
+                continue

@@ -1,0 +1,77 @@
+"""Rendering normalised chunks into the bytes the OpenAI SDK reads. Hot path: orjson only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from shared.providers.base import Json
+
+
+class ChunkRenderer:
+    """Stamps id/object/created/model on adapter chunks and renders SSE bytes."""
+
+    __slots__ = ("_prefix", "_tool_calls", "content_started", "finish_reason", "text", "usage")
+
+    def __init__(self, completion_id: str, created: int, model: str) -> None:
+        head = orjson.dumps({"id": completion_id, "object": "chat.completion.chunk",
+                             "created": created, "model": model})
+        self._prefix = b"data: " + head[:-1] + b","
+        self.usage: Json | None = None
+        self.content_started = False
+        self.finish_reason: str | None = None
+        self.text: list[str] = []  # plain text sent so far (for prefill continuation)
+        self._tool_calls = False
+
+    def render(self, chunk: Json) -> bytes:
+        """SSE bytes for one adapter chunk ("" if it carries nothing for the caller)."""
+        usage = chunk.get("usage")
+        if usage:
+            self.usage = usage
+        choices = chunk.get("choices")
+        if not choices:
+            return b""
+        for choice in choices:
+            self._observe(choice)
+        out: dict[str, Any] = {"choices": choices}
+        if "system_fingerprint" in chunk:
+            out["system_fingerprint"] = chunk["system_fingerprint"]
+        return self._prefix + orjson.dumps(out)[1:] + b"\n\n"
+
+    def _observe(self, choice: Json) -> None:
+        delta = choice.get("delta") or {}
+        content = delta.get("content")
+        if content:
+            self.content_started = True
+            self.text.append(content)
+        if delta.get("tool_calls"):
+            self.content_started = True
+            self._tool_calls = True
+        if delta.get("reasoning_content"):
+            self.content_started = True
+        if choice.get("finish_reason"):
+            self.finish_reason = choice["finish_reason"]
+            self.content_started = True
+
+    @property
+    def plain_text_only(self) -> bool:
+        return not self._tool_calls
+
+    def usage_chunk(self) -> bytes:
+        return self._prefix + orjson.dumps({"choices": [], "usage": self.usage})[1:] + b"\n\n"
+
+
+def completion_body(completion_id: str, created: int, model: str, parsed: Json) -> bytes:
+    body: dict[str, Any] = {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": parsed["choices"],
+    }
+    if parsed.get("usage"):
+        body["usage"] = parsed["usage"]
+    if parsed.get("system_fingerprint"):
+        body["system_fingerprint"] = parsed["system_fingerprint"]
+    return orjson.dumps(body)
