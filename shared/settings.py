@@ -5,6 +5,7 @@ config file (`ORBYT_CONFIG=path.toml|path.json`). Nested fields use `__`, e.g.
 
 from __future__ import annotations
 
+import json
 import os
 from functools import cache
 from pathlib import Path
@@ -21,19 +22,27 @@ from pydantic_settings import (
 )
 
 
+def _split_list(value: Any) -> Any:
+    """A JSON list or a comma-separated string, as env vars carry them."""
+    if isinstance(value, str):
+        value = value.strip()
+        if value.startswith("["):
+            return json.loads(value)
+        return [k.strip() for k in value.split(",") if k.strip()]
+    return value
+
+
 class ProviderConfig(BaseModel):
     """One upstream: which adapter speaks to it, where it is and the gateway's pool keys."""
 
     adapter: str | None = None  # defaults to the provider's own name; "openai" for compatible upstreams
     base_url: str | None = None
-    keys: list[SecretStr] = Field(default_factory=list)
+    keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
 
     @field_validator("keys", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [k.strip() for k in value.split(",") if k.strip()]
-        return value
+        return _split_list(value)
 
 
 class MockConfig(BaseModel):
@@ -90,14 +99,7 @@ class Settings(BaseSettings):
     @field_validator("gateway_keys", "old_secret_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = value.strip()
-            if value.startswith("["):
-                import json
-
-                return json.loads(value)
-            return [k.strip() for k in value.split(",") if k.strip()]
-        return value
+        return _split_list(value)
 
     @classmethod
     def settings_customise_sources(

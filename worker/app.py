@@ -15,7 +15,7 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.constants import in_progress_key_prefix
 from arq.utils import timestamp_ms
 from arq.worker import Worker, func
-from redis.exceptions import ResponseError, WatchError
+from redis.exceptions import RedisError, ResponseError, WatchError
 
 from shared.catalog import default_catalog
 from shared.contract import CANCEL_CHANNEL, JOB_FUNCTION, ChatJob, wake_channel
@@ -106,7 +106,14 @@ class OrbytWorker(Worker):
         log.info("worker ready on queue %s (max_jobs=%d)", self.queue_name, self.max_jobs)
         try:
             while True:
-                await self._poll_iteration()
+                try:
+                    await self._poll_iteration()
+                except (OSError, RedisError) as exc:  # Redis restarting: keep the worker alive
+                    log.warning("queue poll failed (%s); retrying", type(exc).__name__)
+                    await asyncio.sleep(0.5)
+                    continue
+                if self.burst and not self.tasks and not await self.pool.zcard(self.queue_name):
+                    return
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_delay_s)
                 self._wake.clear()

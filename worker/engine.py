@@ -76,10 +76,12 @@ def make_target(cand: Candidate, adapter: Adapter, deps: Deps, run: Run) -> Targ
                                 code="byok_key_unavailable")
     else:
         key = deps.pool_key(cand["provider"])
-        if key is None and adapter.needs_key:
-            raise UpstreamError(f"No API key is configured for provider {cand['provider']!r}.",
-                                status=401, disposition=Disposition.AUTH,
-                                code="provider_key_missing")
+        # a configured OpenAI-compatible upstream (e.g. self-hosted vLLM) may need no key
+        if key is None and adapter.needs_key and cand["provider"] == adapter.name:
+            raise UpstreamError(
+                f"The gateway has no API key for provider {cand['provider']!r}; pass your own "
+                "in extra.byok.", status=400, disposition=Disposition.FAILOVER,
+                code="provider_key_missing")
     info = deps.catalog.get(cand["model"])
     return Target(provider=cand["provider"], model=cand["model"], upstream_model=cand["upstream"],
                   base_url=cfg.base_url or adapter.default_base_url, api_key=key,

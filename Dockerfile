@@ -1,0 +1,12 @@
+FROM python:3.12-slim
+WORKDIR /app
+ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+COPY pyproject.toml README.md ./
+COPY api ./api
+COPY worker ./worker
+COPY shared ./shared
+COPY orbyt ./orbyt
+RUN pip install . && useradd --system orbyt
+USER orbyt
+EXPOSE 8080
+CMD ["orbyt", "api", "--host", "0.0.0.0", "--port", "8080"]

@@ -1,0 +1,170 @@
+"""Real processes for integration tests: a redis-server on a free loopback port, and Orbyt's
+API and worker processes started exactly as in production (`python -m orbyt api|worker`)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+GATEWAY_KEY = "sk-or-v1-" + "7" * 64
+SECRET_KEY = "Zt8qL2mVx9RwK4pN7sJc3hY6bD1fG5aQ0eUiOoTr"
+
+
+def free_port() -> int:
+    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
+
+
+class RedisServer:
+    def __init__(self) -> None:
+        binary = os.environ.get("ORBYT_REDIS_SERVER") or shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("integration tests need redis-server on PATH (see README)")
+        self.binary = binary
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="orbyt-test-redis-")
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._next_db = 0
+
+    def start(self) -> RedisServer:
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.dir, "--databases", "64",
+             "--loglevel", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.port)
+        return self
+
+    def new_db_url(self) -> str:
+        """Each gateway gets its own database so queues never mix between tests."""
+        self._next_db = self._next_db % 63 + 1
+        return f"redis://127.0.0.1:{self.port}/{self._next_db}"
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def restart(self) -> None:
+        self.stop()
+        self.dir = tempfile.mkdtemp(prefix="orbyt-test-redis-")
+        self.start()
+
+
+class Gateway:
+    """One API process and N worker processes sharing a Redis database."""
+
+    def __init__(self, redis_url: str, env: dict[str, str] | None = None, workers: int = 1,
+                 apis: int = 1) -> None:
+        self.redis_url = redis_url
+        self.ports = [free_port() for _ in range(apis)]
+        self.logdir = Path(tempfile.mkdtemp(prefix="orbyt-test-logs-"))
+        self.env = {
+            **os.environ,
+            "ORBYT_ENV": "production",
+            "ORBYT_REDIS_URL": redis_url,
+            "ORBYT_GATEWAY_KEYS": GATEWAY_KEY,
+            "ORBYT_SECRET_KEY": SECRET_KEY,
+            "ORBYT_PICKUP_TIMEOUT": "2",
+            "ORBYT_HEARTBEAT_INTERVAL": "0.5",
+            "ORBYT_HEARTBEAT_TIMEOUT": "3",
+            "PYTHONPATH": str(ROOT),
+            **(env or {}),
+        }
+        self.workers: list[subprocess.Popen[bytes]] = []
+        self.apis: list[subprocess.Popen[bytes]] = []
+        self._n_workers = workers
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports[0]}/v1"
+
+    def url(self, i: int = 0) -> str:
+        return f"http://127.0.0.1:{self.ports[i]}"
+
+    def _spawn(self, args: list[str], name: str) -> subprocess.Popen[bytes]:
+        with open(self.logdir / f"{name}.log", "ab") as log:
+            return subprocess.Popen([sys.executable, "-m", "orbyt", *args], env=self.env,
+                                    cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        proc = self._spawn(["worker", "--log-level", "info"], f"worker{len(self.workers)}")
+        self.workers.append(proc)
+        return proc
+
+    def start(self, wait_workers: bool = True) -> Gateway:
+        for _ in range(self._n_workers):
+            self.start_worker()
+        for i, port in enumerate(self.ports):
+            self.apis.append(self._spawn(["api", "--host", "127.0.0.1", "--port", str(port),
+                                          "--log-level", "info"], f"api{i}"))
+        for i in range(len(self.ports)):
+            self.wait_ready(i, "/readyz" if wait_workers and self._n_workers else "/healthz")
+        return self
+
+    def wait_ready(self, i: int = 0, path: str = "/readyz", timeout: float = 20.0) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            for proc in self.apis + self.workers:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"a gateway process exited early:\n{self.logs()}")
+            try:
+                with urllib.request.urlopen(self.url(i) + path, timeout=1) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"gateway not ready:\n{self.logs()}")
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-4000:]}"
+                         for p in sorted(self.logdir.glob("*.log")))
+
+    def all_logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in self.logdir.glob("*.log"))
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        for proc in self.apis + self.workers:
+            if proc.poll() is None:
+                proc.send_signal(sig)
+        for proc in self.apis + self.workers:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        shutil.rmtree(self.logdir, ignore_errors=True)
+
+    def __enter__(self) -> Gateway:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
