@@ -15,10 +15,8 @@ from shared.wire import Extra
 def byok_map(extra: Extra, plan: list[Candidate]) -> dict[str, str]:
     """provider -> key, from a string (primary's provider) or a {provider: key} object."""
     assert extra.byok is not None
-    if isinstance(extra.byok, str):
-        keys = {plan[0]["provider"]: extra.byok}
-    else:
-        keys = dict(extra.byok)
+    byok = extra.byok
+    keys = {plan[0]["provider"]: byok} if isinstance(byok, str) else dict(byok)
     for provider, key in keys.items():
         problem = key_shape_problem(provider, key)
         if problem:

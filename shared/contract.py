@@ -1,8 +1,8 @@
 """The contract between API and workers: the arq job payload and the reply frames.
 
 Job (arq function `chat`, JSON-serialised, nothing secret in it):
-    {"rid", "channel", "body", "plan": [Candidate...], "key_id", "deadline", "byok",
-     "retry", "stream", "include_usage"}
+    {"rid", "channel", "body", "plan": [Candidate...], "strategy", "key_id", "deadline",
+     "byok", "retry", "stream", "include_usage"}
 
 Reply frames on `orbyt:reply:{rid}` (pub/sub). Wire form, cheap to parse on the API side:
     <kind byte><seq decimal>|<meta JSON or empty>\\n<payload bytes>
@@ -62,6 +62,7 @@ class ChatJob(TypedDict):
     channel: str
     body: dict[str, Any]
     plan: list[Candidate]
+    strategy: str  # ordered | cheap | fast | reliable | a provider name (ordered by the worker)
     key_id: str
     deadline: float  # unix time
     byok: bool

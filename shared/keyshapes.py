@@ -24,7 +24,7 @@ def key_shape_problem(provider: str, key: str) -> str | None:
     """None if the key may belong to `provider`; else why it cannot (without the key)."""
     if not _PRINTABLE.match(key):
         return "must be 8 to 512 printable characters without spaces"
-    for owner, pattern, what in _NOT_INFERENCE:
+    for _owner, pattern, what in _NOT_INFERENCE:
         if pattern.match(key):
             return f"looks like {what}, which cannot call the chat API"
     for owner, pattern in _SHAPES:

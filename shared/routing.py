@@ -5,7 +5,8 @@ Pure functions of (request, catalog, configuration, observed stats); no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
 
 from shared.catalog import Catalog
 from shared.contract import Candidate
@@ -15,6 +16,7 @@ from shared.settings import Settings
 from shared.wire import Extra
 
 STRATEGIES = ("ordered", "cheap", "fast", "reliable")
+T = TypeVar("T")
 
 
 def known_providers(settings: Settings) -> dict[str, str]:
@@ -75,29 +77,25 @@ def resolve_plan(model: str, extra: Extra | None, catalog: Catalog,
     return plan
 
 
-def order_plan(plan: Sequence[Candidate], strategy: str, catalog: Catalog,
-               ttft: Mapping[str, float] | None = None,
-               error_rate: Mapping[str, float] | None = None) -> list[Candidate]:
-    """Order candidates by strategy; Python's sort is stable, so ties keep the given order."""
+def order_by_strategy(items: Sequence[T], strategy: str, *,
+                      price: Callable[[T], float | None], provider: Callable[[T], str],
+                      observed: Callable[[T], float | None]) -> list[T]:
+    """Order routes by strategy (DESIGN §4.2). Sorting is stable, so ties keep the given
+    order. `cheap`: blended catalog price, unknown last. `fast`/`reliable`: the observed
+    statistic (TTFT or error rate) among the observed routes; unobserved ones keep their
+    place. A provider name: that provider's routes first."""
     if strategy == "cheap":
-        def price(c: Candidate) -> tuple[int, float]:
-            info = catalog.get(c["model"])
-            blended = info.blended_price if info else None
-            return (1, 0.0) if blended is None else (0, blended)
-        return sorted(plan, key=price)
+        def key(item: T) -> tuple[int, float]:
+            p = price(item)
+            return (1, 0.0) if p is None else (0, p)
+        return sorted(items, key=key)
     if strategy in ("fast", "reliable"):
-        stats = (ttft if strategy == "fast" else error_rate) or {}
-        return _order_observed(plan, stats)
+        slots = [i for i, item in enumerate(items) if observed(item) is not None]
+        ranked = sorted((items[i] for i in slots), key=lambda item: observed(item) or 0.0)
+        out = list(items)
+        for slot, item in zip(slots, ranked, strict=True):
+            out[slot] = item
+        return out
     if strategy in STRATEGIES:
-        return list(plan)
-    return sorted(plan, key=lambda c: 0 if c["provider"] == strategy else 1)
-
-
-def _order_observed(plan: Sequence[Candidate], stats: Mapping[str, float]) -> list[Candidate]:
-    """Sort the observed candidates among themselves; unobserved ones keep their place."""
-    observed = [i for i, c in enumerate(plan) if c["model"] in stats]
-    ranked = sorted((plan[i] for i in observed), key=lambda c: stats[c["model"]])
-    out = list(plan)
-    for slot, cand in zip(observed, ranked, strict=True):
-        out[slot] = cand
-    return out
+        return list(items)
+    return sorted(items, key=lambda item: 0 if provider(item) == strategy else 1)

@@ -32,12 +32,28 @@ def _split_list(value: Any) -> Any:
     return value
 
 
-class ProviderConfig(BaseModel):
-    """One upstream: which adapter speaks to it, where it is and the gateway's pool keys."""
+class DeploymentConfig(BaseModel):
+    """One more place serving a provider's models: its own base URL and key pool."""
 
-    adapter: str | None = None  # defaults to the provider's own name; "openai" for compatible upstreams
+    name: str
+    base_url: str
+    keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+
+    @field_validator("keys", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        return _split_list(value)
+
+
+class ProviderConfig(BaseModel):
+    """One upstream: which adapter speaks to it, where it is and the gateway's pool keys.
+    `deployments`, if given, replace base_url/keys with several routes for each model."""
+
+    adapter: str | None = None  # default: the provider's name; "openai" for compatible upstreams
     base_url: str | None = None
     keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+
+    deployments: list[DeploymentConfig] = Field(default_factory=list)
 
     @field_validator("keys", mode="before")
     @classmethod
@@ -91,6 +107,9 @@ class Settings(BaseSettings):
     backoff_base: float = 0.5
     backoff_cap: float = 8.0
     retry_after_cap: float = 10.0
+    breaker_failures: int = 3  # consecutive retryable failures that open a route's breaker
+    breaker_cooldown: float = 10.0  # seconds open before one probe is let through
+    nonstream_timeout: float = 60.0  # per attempt, when another candidate exists
 
     # request limits
     max_body_bytes: int = 8 * 1024 * 1024
@@ -130,4 +149,4 @@ class Settings(BaseSettings):
 
 @cache
 def get_settings() -> Settings:
-    return Settings()
+    return Settings()  # type: ignore[call-arg]  # values come from the environment

@@ -8,7 +8,7 @@ import contextlib
 import logging
 import os
 import socket
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 from arq.connections import ArqRedis, RedisSettings, create_pool
@@ -24,6 +24,7 @@ from shared.secret import Secret
 from shared.settings import Settings, get_settings
 from worker.byok import take_byok
 from worker.engine import Deps, run_chat, send_error
+from worker.health import Health
 from worker.publisher import Publisher, ReplyGone
 from worker.upstream import make_client
 
@@ -67,8 +68,9 @@ async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx.get("settings") or get_settings()
     ctx["settings"] = settings
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
+    health = Health(ctx["redis"], settings.breaker_failures, settings.breaker_cooldown)
     ctx["deps"] = Deps(settings=settings, catalog=default_catalog(),
-                       client=make_client(settings), worker_id=worker_id)
+                       client=make_client(settings), health=health, worker_id=worker_id)
     ctx.setdefault("running", {})
 
 
@@ -164,7 +166,7 @@ class OrbytWorker(Worker):
                     self.job_counter -= 1
                     self.sem.release()
                     continue
-                pipe.multi()
+                pipe.multi()  # type: ignore[no-untyped-call]
                 pipe.psetex(in_progress_key, int(self.in_progress_timeout_s * 1000), b"1")
                 pipe.zrem(self.queue_name, job_id)
                 try:
@@ -207,7 +209,7 @@ class WorkerSettings:
     """For `arq worker.app.WorkerSettings` users; `orbyt worker` (OrbytWorker) is preferred:
     plain arq lacks the wake-up and the queue removal above."""
 
-    functions = [func(chat, name=JOB_FUNCTION, max_tries=1)]
+    functions: ClassVar[list[Any]] = [func(chat, name=JOB_FUNCTION, max_tries=1)]
     queue_name = "orbyt:chat"
     on_startup = startup
     on_shutdown = shutdown

@@ -1,9 +1,11 @@
-"""The routing engine: walks a job's route plan with retries and fallback, streams the
-answer through the publisher. Policy decisions live in `worker.policy` (pure)."""
+"""The routing engine (DESIGN §4): walks a job's routes with retries, fallback, circuit
+breakers and pool-key rotation, and continues a cut stream on a prefill-capable route.
+Decisions are pure functions in `worker.policy`; this module is the I/O loop around them."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from dataclasses import dataclass, field
@@ -13,16 +15,26 @@ import httpx
 import orjson
 
 from shared.catalog import Catalog
-from shared.contract import Candidate, ChatJob
+from shared.contract import ChatJob
 from shared.errors import Disposition, OrbytError, UpstreamError
-from shared.providers import Adapter, Target, UpstreamRequest, get_adapter
+from shared.providers import Target, UpstreamRequest, adapters
 from shared.secret import Secret
 from shared.settings import Settings
-from shared.sse import SSEDecoder
-from worker.policy import RetryPolicy, Step, final_error, next_action
+from worker.attempts import Run, once_attempt, stream_attempt
+from worker.health import Health
+from worker.policy import (
+    RetryPolicy,
+    Step,
+    context_allows,
+    final_error,
+    next_action,
+    pick_key,
+    skip_route,
+)
 from worker.publisher import Publisher
-from worker.render import ChunkRenderer, completion_body
-from worker.upstream import open_response, read_body, transport_error
+from worker.routes import Route, expand, order_routes
+
+log = logging.getLogger("orbyt.worker.engine")
 
 
 @dataclass
@@ -30,112 +42,19 @@ class Deps:
     settings: Settings
     catalog: Catalog
     client: httpx.AsyncClient
+    health: Health
     worker_id: str
     rand: random.Random = field(default_factory=random.Random)
-    _rr: dict[str, int] = field(default_factory=dict)
+    background: set[asyncio.Task[Any]] = field(default_factory=set)
 
-    def pool_key(self, provider: str) -> Secret | None:
-        keys = self.settings.provider(provider).keys
-        if not keys:
-            return None
-        i = self._rr.get(provider, 0)
-        self._rr[provider] = i + 1
-        return Secret(keys[i % len(keys)].get_secret_value())
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
 
 
-@dataclass
-class Run:
-    """Everything one job carries across its attempts."""
-
-    job: ChatJob
-    pub: Publisher
-    completion_id: str
-    created: int
-    byok: dict[str, Secret]
-    attempts: int = 0
-    sent: bool = False  # content has reached the caller
-
-
-def adapter_for(provider: str, settings: Settings) -> Adapter:
-    cfg = settings.provider(provider)
-    adapter = get_adapter(cfg.adapter or provider)
-    if adapter is None:
-        raise UpstreamError(f"provider {provider!r} is not configured", status=400,
-                            disposition=Disposition.FINAL)
-    return adapter
-
-
-def make_target(cand: Candidate, adapter: Adapter, deps: Deps, run: Run) -> Target:
-    cfg = deps.settings.provider(cand["provider"])
-    if cand["key_source"] == "byok":
-        key = run.byok.get(cand["provider"])
-        if key is None:
-            raise UpstreamError("The BYOK key for this request is no longer available "
-                                "(expired or already used); send the request again.",
-                                status=400, disposition=Disposition.FINAL,
-                                code="byok_key_unavailable")
-    else:
-        key = deps.pool_key(cand["provider"])
-        # a configured OpenAI-compatible upstream (e.g. self-hosted vLLM) may need no key
-        if key is None and adapter.needs_key and cand["provider"] == adapter.name:
-            raise UpstreamError(
-                f"The gateway has no API key for provider {cand['provider']!r}; pass your own "
-                "in extra.byok.", status=400, disposition=Disposition.FAILOVER,
-                code="provider_key_missing")
-    info = deps.catalog.get(cand["model"])
-    return Target(provider=cand["provider"], model=cand["model"], upstream_model=cand["upstream"],
-                  base_url=cfg.base_url or adapter.default_base_url, api_key=key,
-                  max_output_tokens=info.max_output_tokens if info else None)
-
-
-def meta(run: Run, cand: Candidate, usage: Any = None) -> dict[str, Any]:
-    out = {"model": cand["model"], "provider": cand["provider"], "attempts": run.attempts,
-           "key_source": cand["key_source"]}
-    if usage is not None:
-        out["usage"] = usage
-    return out
-
-
-async def run_chat(job: ChatJob, pub: Publisher, deps: Deps, byok: dict[str, Secret]) -> None:
-    run = Run(job, pub, f"chatcmpl-{job['rid']}", int(time.time()), byok)
-    policy = RetryPolicy(retries=job["retry"], base=deps.settings.backoff_base,
-                         cap=deps.settings.backoff_cap,
-                         retry_after_cap=deps.settings.retry_after_cap)
-    errors: list[tuple[int, UpstreamError]] = []
-    plan = job["plan"]
-    for index, cand in enumerate(plan):
-        tries = 0
-        while True:
-            remaining = job["deadline"] - time.time()
-            if remaining <= 0:
-                errors.append((index, deadline_error()))
-                return await fail(run, errors)
-            try:
-                await attempt(run, cand, deps, remaining, has_next=index + 1 < len(plan))
-                return
-            except UpstreamError as err:
-                if run.sent:  # content already reached the caller: never dress a cut as success
-                    errors.append((index, err))
-                    return await fail(run, [(index, err)])
-                errors.append((index, err))
-                action = next_action(err, tries, remaining, policy, deps.rand.random)
-            if action.step is Step.STOP:
-                return await fail(run, errors)
-            if action.step is Step.NEXT:
-                break
-            tries += 1
-            await asyncio.sleep(action.delay)
-    await fail(run, errors)
-
-
-def deadline_error() -> UpstreamError:
-    return UpstreamError("The request deadline passed before any provider answered.",
-                         status=504, disposition=Disposition.FAILOVER, code="deadline_exceeded")
-
-
-async def fail(run: Run, errors: list[tuple[int, UpstreamError]]) -> None:
-    err = final_error(errors)
-    await send_error(run.pub, err, run.attempts)
+class NoKey(Exception):
+    """Every pool key of a route is cooling down or disabled."""
 
 
 async def send_error(pub: Publisher, err: OrbytError, attempts: int) -> None:
@@ -143,96 +62,220 @@ async def send_error(pub: Publisher, err: OrbytError, attempts: int) -> None:
                      "attempts": attempts}, orjson.dumps(err.body()))
 
 
-async def attempt(run: Run, cand: Candidate, deps: Deps, remaining: float,
-                  has_next: bool) -> None:
-    adapter = adapter_for(cand["provider"], deps.settings)
-    target = make_target(cand, adapter, deps, run)
-    run.attempts += 1
+async def run_chat(job: ChatJob, pub: Publisher, deps: Deps, byok: dict[str, Secret]) -> None:
+    settings = deps.settings
+    run = Run(job, pub, deps.client, f"chatcmpl-{job['rid']}", int(time.time()),
+              settings.stall_timeout)
+    routes = expand(job["plan"], settings, deps.catalog, adapters())
+    routes = await _ordered(routes, job["strategy"], deps)
+    breakers = await deps.health.breakers([r.id for r in routes]) if len(routes) > 1 else {}
+    policy = RetryPolicy(job["retry"], settings.backoff_base, settings.backoff_cap,
+                         settings.retry_after_cap)
+    errors: list[tuple[int, UpstreamError]] = []
+    context_floor: int | None = None
+    for index, route in enumerate(routes):
+        last = index == len(routes) - 1
+        if not context_allows(route.info, context_floor):
+            continue
+        probe = False
+        if not route.byok and route.id in breakers:
+            state = breakers[route.id].state(_now_ms())
+            if skip_route(state, last):
+                if state == "open" or not await deps.health.claim_probe(route.id, _now_ms()):
+                    continue
+                probe = True
+        outcome = await _walk_route(run, route, index, deps, policy, byok, errors,
+                                    retries=0 if probe else job["retry"], last=last)
+        if outcome == "done":
+            return
+        if outcome == "cut":
+            return await _continue_or_fail(run, routes, index, deps, byok, errors)
+        if errors and errors[-1][1].disposition is Disposition.CONTEXT:
+            context_floor = route.info.context_window if route.info else context_floor
+        if outcome == "stop":
+            break
+    if not errors:
+        errors.append((0, UpstreamError("No route could serve this request.", status=503,
+                                        disposition=Disposition.FAILOVER, code="no_route")))
+    await send_error(pub, final_error(errors), run.attempts)
+
+
+async def _ordered(routes: list[Route], strategy: str, deps: Deps) -> list[Route]:
+    observed: dict[str, float] = {}
+    if strategy in ("fast", "reliable") and len(routes) > 1:
+        observed = await deps.health.stats([r.id for r in routes],
+                                           "ttft" if strategy == "fast" else "err")
+    return order_routes(routes, strategy, observed)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+async def _walk_route(run: Run, route: Route, index: int, deps: Deps, policy: RetryPolicy,
+                      byok: dict[str, Secret], errors: list[tuple[int, UpstreamError]],
+                      retries: int, last: bool) -> str:
+    """Attempts on one route: 'done', 'cut' (failed after content), 'next' or 'stop'."""
+    tries = 0
+    policy = RetryPolicy(retries, policy.base, policy.cap, policy.retry_after_cap)
+    while True:
+        key: Secret | None = None
+        remaining = run.job["deadline"] - time.time()
+        if remaining <= 0:
+            errors.append((index, UpstreamError(
+                "The request deadline passed before any provider answered.", status=504,
+                disposition=Disposition.FAILOVER, code="deadline_exceeded")))
+            return "stop"
+        try:
+            key = await _key(route, byok, deps)
+            await _attempt(run, route, key, deps, remaining, last)
+            _record(deps, route, "ok", run.ttft_ms)
+            return "done"
+        except NoKey:
+            errors.append((index, UpstreamError(
+                f"{route.cand['provider']}: every gateway key is cooling down", status=429,
+                disposition=Disposition.FAILOVER, code="pool_exhausted")))
+            return "next"
+        except UpstreamError as exc:
+            err = exc
+        errors.append((index, _pool_view(err) if not route.byok else err))
+        if not err.before_content:
+            return "cut"
+        if not route.byok and await _key_failed(route, key, err, deps):
+            continue  # another pool key of this route, at once
+        _record(deps, route, _outcome(err), None)
+        action = next_action(err, tries, remaining, policy, deps.rand.random)
+        if action.step is Step.STOP:
+            return "stop"
+        if action.step is Step.NEXT:
+            return "next"
+        tries += 1
+        await asyncio.sleep(action.delay)
+
+
+def _pool_view(err: UpstreamError) -> UpstreamError:
+    """A provider rejecting the gateway's own key is the gateway's problem, not the
+    caller's credentials: report 502, not 401/403 (which the SDK would call an auth error)."""
+    if err.disposition is not Disposition.AUTH or err.status not in (401, 403):
+        return err
+    return UpstreamError(f"{err.message} (the gateway's provider key was rejected)",
+                         status=502, disposition=Disposition.AUTH, type="server_error",
+                         code="upstream_auth_failed")
+
+
+def _outcome(err: UpstreamError) -> str:
+    """Only failures that say something about the route's health count against it."""
+    return "fail" if err.disposition in (Disposition.RETRY, Disposition.FAILOVER) else "neutral"
+
+
+def _record(deps: Deps, route: Route, outcome: str, ttft_ms: float | None) -> None:
+    if route.byok:  # a caller's key says nothing about the provider's health
+        return
+    deps.spawn(_safe(deps.health.record(route.id, outcome, ttft_ms, _now_ms())))
+
+
+async def _safe(coro: Any) -> None:
     try:
-        req = adapter.build_request(run.job["body"], target)
+        await coro
+    except Exception as exc:  # health bookkeeping must never fail a request
+        log.warning("route health update failed: %s", type(exc).__name__)
+
+
+async def _key(route: Route, byok: dict[str, Secret], deps: Deps) -> Secret | None:
+    if route.byok:
+        key = byok.get(route.cand["provider"])
+        if key is None:
+            raise UpstreamError("The BYOK key for this request is no longer available "
+                                "(expired or already used); send the request again.",
+                                status=400, disposition=Disposition.FINAL,
+                                code="byok_key_unavailable")
+        return key
+    if len(route.keys) <= 1:
+        if not route.keys and route.adapter.needs_key and \
+                route.cand["provider"] == route.adapter.name:
+            raise UpstreamError(
+                f"The gateway has no API key for provider {route.cand['provider']!r}; pass "
+                "your own in extra.byok.", status=400, disposition=Disposition.FAILOVER,
+                code="provider_key_missing")
+        return route.keys[0] if route.keys else None
+    counter, healthy = await deps.health.pool_status(route.pool, route.keys)
+    choice = pick_key(counter, healthy)
+    if choice is None:
+        raise NoKey
+    return route.keys[choice]
+
+
+async def _key_failed(route: Route, key: Secret | None, err: UpstreamError, deps: Deps) -> bool:
+    """Cool down or disable a failing pool key; True if another key should be tried now."""
+    if key is None or len(route.keys) <= 1:
+        return False
+    if err.disposition in (Disposition.AUTH, Disposition.QUOTA):
+        await deps.health.disable_key(route.pool, key)
+    elif err.status == 429:
+        await deps.health.cool_key(route.pool, key, err.retry_after or 1.0)
+    else:
+        return False
+    _, healthy = await deps.health.pool_status(route.pool, route.keys)
+    return any(healthy)
+
+
+def _target(route: Route, key: Secret | None) -> Target:
+    return Target(provider=route.cand["provider"], model=route.cand["model"],
+                  upstream_model=route.cand["upstream"], base_url=route.base_url, api_key=key,
+                  max_output_tokens=route.info.max_output_tokens if route.info else None)
+
+
+def _build(route: Route, target: Target, body: dict[str, Any]) -> UpstreamRequest:
+    try:
+        return route.adapter.build_request(body, target)
     except UpstreamError:
         raise
-    except OrbytError as exc:  # the adapter cannot express this request: try the next one
+    except OrbytError as exc:  # this provider cannot express the request: try the next one
         raise UpstreamError(exc.message, status=exc.status, type=exc.type, code=exc.code,
                             param=exc.param, disposition=Disposition.FAILOVER) from None
+
+
+async def _attempt(run: Run, route: Route, key: Secret | None, deps: Deps, remaining: float,
+                   last: bool) -> None:
+    target = _target(route, key)
+    req = _build(route, target, run.job["body"])
+    run.attempts += 1
+    settings = deps.settings
     if run.job["stream"]:
-        limit = deps.settings.ttft_timeout if has_next else remaining
-        await stream_attempt(run, cand, adapter, target, req, deps, min(limit, remaining))
+        first = remaining if last else min(settings.ttft_timeout, remaining)
+        await stream_attempt(run, route, target, req, first)
     else:
-        await once_attempt(run, cand, adapter, target, req, deps, remaining)
+        limit = remaining if last else min(settings.nonstream_timeout, remaining)
+        await once_attempt(run, route, target, req, limit)
 
 
-async def once_attempt(run: Run, cand: Candidate, adapter: Adapter, target: Target,
-                       req: UpstreamRequest, deps: Deps, remaining: float) -> None:
-    try:
-        async with asyncio.timeout(remaining):
-            async with open_response(deps.client, req, cand["provider"]) as resp:
-                raw = await read_body(resp, cand["provider"])
-    except TimeoutError:
-        raise transport_error(httpx.ReadTimeout("timeout"), cand["provider"]) from None
-    if resp.status_code >= 400:
-        raise adapter.map_error(resp.status_code, resp.headers, raw)
-    parsed = adapter.parse_response(raw, target)
-    payload = completion_body(run.completion_id, run.created, cand["model"], parsed)
-    await run.pub.done(meta(run, cand, parsed.get("usage")), payload)
-
-
-async def stream_attempt(run: Run, cand: Candidate, adapter: Adapter, target: Target,
-                         req: UpstreamRequest, deps: Deps, first_limit: float) -> None:
-    state = adapter.new_stream_state(run.job["body"], target)
-    renderer = ChunkRenderer(run.completion_id, run.created, cand["model"])
-    decoder = SSEDecoder()
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + (run.job["deadline"] - time.time())
-    stall = deps.settings.stall_timeout
-    pending: list[bytes] = []
-    provider = cand["provider"]
-    try:
-        async with asyncio.timeout(loop.time() + first_limit) as timer:
-            async with open_response(deps.client, req, provider) as resp:
-                if resp.status_code >= 400:
-                    raw = await read_body(resp, provider)
-                    raise adapter.map_error(resp.status_code, resp.headers, raw)
-                async for raw in resp.aiter_raw():
-                    out = [b for ev in decoder.feed(raw)
-                           for c in adapter.parse_event(ev, state) if (b := renderer.render(c))]
-                    if out:
-                        await _emit(run, cand, renderer, pending, out)
-                    if run.sent:
-                        timer.reschedule(min(loop.time() + stall, deadline))
-                    if state.done:
-                        break
-                else:
-                    out = [b for ev in decoder.flush()
-                           for c in adapter.parse_event(ev, state) if (b := renderer.render(c))]
-                    if out:
-                        await _emit(run, cand, renderer, pending, out)
-    except TimeoutError:
-        what = "stalled mid-stream" if run.sent else "sent no first token in time"
-        raise UpstreamError(f"{provider}: upstream {what}", status=504,
-                            disposition=Disposition.FAILOVER, code="upstream_timeout",
-                            before_content=not run.sent) from None
-    except httpx.HTTPError as exc:
-        raise transport_error(exc, provider) from None
-    if not (state.done or renderer.finish_reason):
-        raise UpstreamError(f"{provider}: upstream stream ended before completion", status=502,
-                            disposition=Disposition.RETRY, code="upstream_stream_cut",
-                            before_content=not run.sent)
-    if not run.sent:  # an empty answer is still an answer
-        await _emit(run, cand, renderer, pending, [], force=True)
-    tail = renderer.usage_chunk() if run.job["include_usage"] and renderer.usage else b""
-    await run.pub.done(meta(run, cand, renderer.usage), tail)
-
-
-async def _emit(run: Run, cand: Candidate, renderer: ChunkRenderer, pending: list[bytes],
-                out: list[bytes], force: bool = False) -> None:
-    """Publish rendered bytes; hold them back until the first content token so a failure
-    before it can still be retried invisibly."""
-    if run.sent:
-        await run.pub.delta(b"".join(out))
-        return
-    pending.extend(out)
-    if renderer.content_started or force:
-        run.sent = True
-        await run.pub.delta(b"".join(pending), meta(run, cand))
-        pending.clear()
+async def _continue_or_fail(run: Run, routes: list[Route], index: int, deps: Deps,
+                            byok: dict[str, Secret],
+                            errors: list[tuple[int, UpstreamError]]) -> None:
+    """Content already reached the caller and the stream broke. Continue on a later
+    prefill-capable route with the partial text as assistant prefill, so the caller gets
+    one seamless answer; otherwise end with an in-band error naming the original failure."""
+    cut = errors[-1][1]
+    _record(deps, routes[index], "fail", None)
+    partial = "".join(run.text)
+    if partial and not run.tool_calls_sent:
+        for route in routes[index + 1:]:
+            if not route.can("prefill"):
+                continue
+            body = dict(run.job["body"])
+            body["messages"] = [*body["messages"], {"role": "assistant", "content": partial}]
+            remaining = run.job["deadline"] - time.time()
+            try:
+                key = await _key(route, byok, deps)
+                target = _target(route, key)
+                req = _build(route, target, body)
+                run.attempts += 1
+                await stream_attempt(run, route, target, req,
+                                     min(deps.settings.ttft_timeout, remaining),
+                                     continuation=True)
+                return
+            except (UpstreamError, NoKey) as exc:
+                log.info("prefill continuation on %s failed: %s", route.id, type(exc).__name__)
+                break
+    cut.before_content = False
+    await send_error(run.pub, cut, run.attempts)

@@ -10,6 +10,7 @@ import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from shared.catalog import ModelInfo
 from shared.errors import Disposition, UpstreamError
 
 
@@ -35,7 +36,7 @@ class RetryPolicy:
 
 def backoff(tries: int, policy: RetryPolicy, rand: Callable[[], float]) -> float:
     """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**tries)]."""
-    return rand() * min(policy.cap, policy.base * (2**tries))
+    return float(rand() * min(policy.cap, policy.base * (2**tries)))
 
 
 def next_action(err: UpstreamError, tries: int, remaining: float, policy: RetryPolicy,
@@ -63,3 +64,26 @@ def final_error(errors: Sequence[tuple[int, UpstreamError]]) -> UpstreamError:
         raise ValueError("no attempts were made")
     return min(errors, key=lambda item: (item[1].disposition is not Disposition.FINAL,
                                          item[0]))[1]
+
+
+def skip_route(breaker_state: str, last: bool) -> bool:
+    """Whether a route's breaker keeps it out of this request. An open breaker is skipped
+    unless the route is the last option; a half-open one needs a probe claim."""
+    return breaker_state != "closed" and not last
+
+
+def context_allows(info: ModelInfo | None, floor: int | None) -> bool:
+    """After a context-length failure, only routes with a larger known window are tried."""
+    if floor is None or info is None or info.context_window is None:
+        return True
+    return info.context_window > floor
+
+
+def pick_key(counter: int, healthy: Sequence[bool]) -> int | None:
+    """Round-robin over healthy pool keys: the first healthy one from `counter`."""
+    n = len(healthy)
+    for step in range(n):
+        i = (counter + step) % n
+        if healthy[i]:
+            return i
+    return None

@@ -12,9 +12,11 @@ from shared.providers.base import Json
 class ChunkRenderer:
     """Stamps id/object/created/model on adapter chunks and renders SSE bytes."""
 
-    __slots__ = ("_prefix", "_tool_calls", "content_started", "finish_reason", "text", "usage")
+    __slots__ = ("_continuation", "_prefix", "_tool_calls", "content_started", "finish_reason",
+                 "text", "usage")
 
-    def __init__(self, completion_id: str, created: int, model: str) -> None:
+    def __init__(self, completion_id: str, created: int, model: str,
+                 continuation: bool = False) -> None:
         head = orjson.dumps({"id": completion_id, "object": "chat.completion.chunk",
                              "created": created, "model": model})
         self._prefix = b"data: " + head[:-1] + b","
@@ -23,6 +25,7 @@ class ChunkRenderer:
         self.finish_reason: str | None = None
         self.text: list[str] = []  # plain text sent so far (for prefill continuation)
         self._tool_calls = False
+        self._continuation = continuation
 
     def render(self, chunk: Json) -> bytes:
         """SSE bytes for one adapter chunk ("" if it carries nothing for the caller)."""
@@ -32,6 +35,10 @@ class ChunkRenderer:
         choices = chunk.get("choices")
         if not choices:
             return b""
+        if self._continuation:  # the caller already has the role delta of this answer
+            choices = [c for c in map(_without_role, choices) if c is not None]
+            if not choices:
+                return b""
         for choice in choices:
             self._observe(choice)
         out: dict[str, Any] = {"choices": choices}
@@ -54,12 +61,26 @@ class ChunkRenderer:
             self.finish_reason = choice["finish_reason"]
             self.content_started = True
 
+    def take_text(self) -> list[str]:
+        text, self.text = self.text, []
+        return text
+
     @property
     def plain_text_only(self) -> bool:
         return not self._tool_calls
 
     def usage_chunk(self) -> bytes:
         return self._prefix + orjson.dumps({"choices": [], "usage": self.usage})[1:] + b"\n\n"
+
+
+def _without_role(choice: Json) -> Json | None:
+    delta = choice.get("delta")
+    if not isinstance(delta, dict) or "role" not in delta:
+        return choice
+    delta = {k: v for k, v in delta.items() if k != "role"}
+    if not any(v for v in delta.values()) and not choice.get("finish_reason"):
+        return None
+    return {**choice, "delta": delta}
 
 
 def completion_body(completion_id: str, created: int, model: str, parsed: Json) -> bytes:

@@ -29,7 +29,7 @@ from shared.contract import (
     reply_channel,
 )
 from shared.errors import GatewayTimeout, OrbytError, RequestTooLarge, ServiceUnavailable
-from shared.routing import order_plan, resolve_plan
+from shared.routing import resolve_plan
 from shared.sse import DONE as SSE_DONE
 from shared.sse import encode_data
 from shared.wire import parse_chat_request
@@ -112,7 +112,6 @@ async def chat_completions(request: Request) -> Response:
                                    settings.max_messages)
     extra = req.extra
     plan = resolve_plan(req.model, extra, st.catalog, settings)
-    plan = order_plan(plan, (extra.provider if extra else None) or "ordered", st.catalog)
     body.pop("extra", None)
     stream = bool(req.stream)
     include_usage = stream and bool(req.stream_options and req.stream_options.include_usage)
@@ -122,7 +121,8 @@ async def chat_completions(request: Request) -> Response:
         keys = byok_map(extra, plan)
     timeout = extra.timeout if extra and extra.timeout else settings.default_timeout
     retry = extra.retry if extra and extra.retry is not None else settings.default_retry
-    job = ChatJob(rid=rid, channel=reply_channel(rid), body=body, plan=plan, key_id=key_id,
+    job = ChatJob(rid=rid, channel=reply_channel(rid), body=body, plan=plan,
+                  strategy=(extra.provider if extra else None) or "ordered", key_id=key_id,
                   deadline=time.time() + timeout, byok=byok, retry=retry, stream=stream,
                   include_usage=include_usage)
     try:
