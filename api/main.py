@@ -9,9 +9,10 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from api import errors
-from api.auth import KeyRing
+from api.auth import Authenticator
+from api.middleware import SecurityHeaders
 from api.replies import ReplyHub
-from api.routes import chat, health, models
+from api.routes import admin, chat, health, models
 from api.state import AppState
 from shared.catalog import load_catalog
 from shared.settings import Settings, get_settings
@@ -25,7 +26,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redis = Redis.from_url(settings.redis_url, max_connections=512)
         hub = ReplyHub(settings.redis_url, settings.reply_queue_frames)
         app.state.orbyt = AppState(settings=settings, catalog=load_catalog(settings.catalog_path),
-                                   redis=redis, hub=hub, keys=KeyRing(settings))
+                                   redis=redis, hub=hub, auth=Authenticator(settings, redis))
         try:
             yield
         finally:
@@ -35,7 +36,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Orbyt", version="0.1.0", lifespan=lifespan,
                   docs_url=None, redoc_url=None)
     errors.install(app)
+    app.add_middleware(SecurityHeaders)
     app.include_router(chat.router)
     app.include_router(models.router)
     app.include_router(health.router)
+    app.include_router(admin.router)
     return app

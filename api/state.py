@@ -8,7 +8,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from api.auth import KeyRing
+from api.auth import Authenticator
 from api.replies import ReplyHub
 from shared.catalog import Catalog
 from shared.settings import Settings
@@ -20,7 +20,7 @@ class AppState:
     catalog: Catalog
     redis: Redis
     hub: ReplyHub
-    keys: KeyRing
+    auth: Authenticator
     background: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def spawn(self, coro: Any) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import secrets
 import signal
@@ -13,6 +12,8 @@ import sys
 import time
 import urllib.request
 
+from orbyt import admin_cli
+from shared.logs import configure
 from shared.sealing import weak_secret_reason
 from shared.settings import get_settings
 
@@ -39,13 +40,10 @@ def _check_production() -> None:
     if problem:
         raise SystemExit(f"orbyt: {problem}. Set ORBYT_SECRET_KEY to a long random value "
                          "(the same on every API and worker), or run `orbyt dev`.")
-    if not settings.gateway_keys:
-        raise SystemExit("orbyt: no gateway keys configured (ORBYT_GATEWAY_KEYS).")
 
 
 def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure(level, json=os.environ.get("ORBYT_LOG_FORMAT", "json") == "json")
 
 
 def run_api(host: str, port: int, log_level: str) -> None:
@@ -54,7 +52,7 @@ def run_api(host: str, port: int, log_level: str) -> None:
     _check_production()
     _configure_logging(log_level)
     uvicorn.run("api.main:create_app", factory=True, host=host, port=port, loop="uvloop",
-                http="httptools", log_level=log_level, access_log=False,
+                http="httptools", log_level=log_level, access_log=False, log_config=None,
                 timeout_graceful_shutdown=30)
 
 
@@ -130,7 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     worker = sub.add_parser("worker", help="run a queue worker (configured by ORBYT_* env)")
     worker.add_argument("--log-level", default="warning")
     worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    admin_cli.add_commands(sub)
     args = parser.parse_args(argv)
+    if args.command in ("keys", "usage"):
+        return admin_cli.run(args)
     if args.command == "dev":
         return run_dev(args.host, args.port, args.workers)
     if args.command == "api":

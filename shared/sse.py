@@ -21,7 +21,7 @@ class SSEEvent:
 class SSEDecoder:
     """Feed raw bytes, get complete events. Keeps partial lines and partial UTF-8 across feeds."""
 
-    __slots__ = ("_buf", "_event", "_data", "_pending_cr")
+    __slots__ = ("_buf", "_data", "_event", "_pending_cr")
 
     def __init__(self) -> None:
         self._buf = b""

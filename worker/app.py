@@ -20,6 +20,7 @@ from redis.exceptions import RedisError, ResponseError, WatchError
 from shared.catalog import default_catalog
 from shared.contract import CANCEL_CHANNEL, JOB_FUNCTION, ChatJob, wake_channel
 from shared.errors import OrbytError, ServiceUnavailable
+from shared.logs import request_id_var
 from shared.secret import Secret
 from shared.settings import Settings, get_settings
 from worker.byok import take_byok
@@ -42,6 +43,7 @@ async def chat(ctx: dict[str, Any], job: ChatJob) -> None:
     task = asyncio.current_task()
     assert task is not None
     running[job["rid"]] = task
+    request_id_var.set(job["rid"])
     pub = Publisher(ctx["redis"], job["channel"], deps.settings.heartbeat_interval, task)
     byok: dict[str, Secret] = {}
     try:

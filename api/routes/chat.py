@@ -1,42 +1,30 @@
-"""POST /v1/chat/completions: validate, enqueue, relay the worker's frames (DESIGN §6.2)."""
+"""POST /v1/chat/completions: authenticate, validate, enqueue, relay (DESIGN §6.2)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 
 from api import queue
+from api.auth import Principal
 from api.byok import byok_map, park_byok
 from api.errors import error_response
-from api.replies import ReplyLost, Subscription
+from api.relay import Reply, finish_once, lost_error, start_stream, wait_for_pickup
+from api.replies import ReplyLost
 from api.state import AppState
-from shared.contract import (
-    DELTA,
-    DONE,
-    ERROR,
-    HEARTBEAT,
-    START,
-    ChatJob,
-    Frame,
-    decode_frame,
-    reply_channel,
-)
-from shared.errors import GatewayTimeout, OrbytError, RequestTooLarge, ServiceUnavailable
+from shared.contract import Candidate, ChatJob, reply_channel
+from shared.errors import PermissionDenied, RequestTooLarge, ServiceUnavailable
+from shared.logs import request_id_var
 from shared.routing import resolve_plan
-from shared.sse import DONE as SSE_DONE
-from shared.sse import encode_data
-from shared.wire import parse_chat_request
+from shared.usage import UsageEvent, record
+from shared.wire import ChatRequest, parse_chat_request
 
 router = APIRouter()
-
-SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
 async def read_limited(request: Request, limit: int) -> bytes:
@@ -53,182 +41,100 @@ async def read_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def route_headers(rid: str, meta: dict[str, Any] | None) -> dict[str, str]:
-    headers = {"x-request-id": rid}
-    if meta:
-        headers["x-orbyt-model"] = str(meta.get("model"))
-        headers["x-orbyt-provider"] = str(meta.get("provider"))
-        headers["x-orbyt-attempts"] = str(meta.get("attempts"))
-        headers["x-orbyt-key-source"] = str(meta.get("key_source"))
-    return headers
+def allowed_plan(plan: list[Candidate], principal: Principal) -> list[Candidate]:
+    """Keys without pool permission may only use their own provider keys (BYOK)."""
+    if principal.pool_allowed:
+        return plan
+    allowed = [c for c in plan if c["key_source"] == "byok"]
+    if not allowed:
+        raise PermissionDenied("This API key may only be used with your own provider keys "
+                               "(extra.byok).", code="pool_not_allowed")
+    return allowed
 
 
-class Reply:
-    """The frames of one request, in order, with gap and liveness checks."""
-
-    def __init__(self, sub: Subscription, heartbeat_timeout: float) -> None:
-        self.sub = sub
-        self.timeout = heartbeat_timeout
-        self.seq = 0
-
-    async def next(self, timeout: float | None = None) -> Frame:
-        while True:
-            try:
-                frame = decode_frame(await self.sub.next(timeout or self.timeout))
-            except ValueError:
-                raise ReplyLost("malformed reply frame") from None
-            if frame.seq != self.seq:
-                raise ReplyLost(f"reply frames lost (expected {self.seq}, got {frame.seq})")
-            self.seq += 1
-            if frame.kind != HEARTBEAT:
-                return frame
-
-
-def frame_error(frame: Frame, rid: str) -> Response:
-    meta = frame.meta or {}
-    headers = {str(k): str(v) for k, v in (meta.get("headers") or {}).items()}
-    headers.update(route_headers(rid, None))
-    if meta.get("attempts"):
-        headers["x-orbyt-attempts"] = str(meta["attempts"])
-    return Response(frame.payload, status_code=int(meta.get("status", 502)),
-                    media_type="application/json", headers=headers)
-
-
-def lost_error(exc: BaseException) -> OrbytError:
-    if isinstance(exc, TimeoutError):
-        return GatewayTimeout("The worker serving this request stopped responding.",
-                              code="worker_lost")
-    return ServiceUnavailable(f"The reply stream broke: {exc}.", code="reply_lost")
+def build_job(st: AppState, rid: str, body: dict[str, Any], req: ChatRequest,
+              principal: Principal) -> ChatJob:
+    settings = st.settings
+    extra = req.extra
+    plan = allowed_plan(resolve_plan(req.model, extra, st.catalog, settings), principal)
+    body.pop("extra", None)  # Orbyt's own field, and it may hold a BYOK key
+    stream = bool(req.stream)
+    timeout = extra.timeout if extra and extra.timeout else settings.default_timeout
+    return ChatJob(
+        rid=rid, channel=reply_channel(rid), body=body, plan=plan,
+        strategy=(extra.provider if extra else None) or "ordered", key_id=principal.key_id,
+        deadline=time.time() + timeout, byok=bool(extra and extra.byok is not None),
+        retry=extra.retry if extra and extra.retry is not None else settings.default_retry,
+        stream=stream,
+        include_usage=stream and bool(req.stream_options and req.stream_options.include_usage))
 
 
 @router.post("/v1/chat/completions")
 async def chat_completions(request: Request) -> Response:
     st: AppState = request.app.state.orbyt
     settings = st.settings
-    key_id = st.keys.authenticate(request.headers.get("authorization"))
     rid = uuid.uuid4().hex
     request.state.request_id = rid
-    body, req = parse_chat_request(await read_limited(request, settings.max_body_bytes),
-                                   settings.max_messages)
-    extra = req.extra
-    plan = resolve_plan(req.model, extra, st.catalog, settings)
-    body.pop("extra", None)
-    stream = bool(req.stream)
-    include_usage = stream and bool(req.stream_options and req.stream_options.include_usage)
-    byok = bool(extra and extra.byok is not None)
-    if byok:
-        assert extra is not None
-        keys = byok_map(extra, plan)
-    timeout = extra.timeout if extra and extra.timeout else settings.default_timeout
-    retry = extra.retry if extra and extra.retry is not None else settings.default_retry
-    job = ChatJob(rid=rid, channel=reply_channel(rid), body=body, plan=plan,
-                  strategy=(extra.provider if extra else None) or "ordered", key_id=key_id,
-                  deadline=time.time() + timeout, byok=byok, retry=retry, stream=stream,
-                  include_usage=include_usage)
+    request_id_var.set(rid)
+    principal = await st.auth.authenticate(request.headers.get("authorization"), rid,
+                                           hold_for=settings.default_timeout * 2)
+    started = time.monotonic()
+    try:
+        body, req = parse_chat_request(await read_limited(request, settings.max_body_bytes),
+                                       settings.max_messages)
+        job = build_job(st, rid, body, req, principal)
+        byok_keys = byok_map(req.extra, job["plan"]) if job["byok"] and req.extra else None
+    except BaseException:
+        st.spawn(st.auth.release(principal, rid))
+        raise
+
+    async def finish(status: int, meta: dict[str, Any] | None) -> None:
+        """How the request ended: usage record and limit release (never fails a request)."""
+        await st.auth.release(principal, rid)
+        meta = meta or {}
+        event = UsageEvent(principal.key_id, str(meta.get("model") or job["plan"][0]["model"]),
+                           str(meta.get("provider") or job["plan"][0]["provider"]),
+                           str(meta.get("key_source") or job["plan"][0]["key_source"]),
+                           status, int(meta.get("attempts") or 0),
+                           (time.monotonic() - started) * 1000, meta.get("usage"))
+        await record(st.redis, st.catalog, event)
+
+    return await dispatch(st, request, job, byok_keys, finish)
+
+
+async def dispatch(st: AppState, request: Request, job: ChatJob,
+                   byok_keys: dict[str, str] | None, finish: Any) -> Response:
+    rid = job["rid"]
     try:
         sub = await st.hub.subscribe(job["channel"])
     except (OSError, TimeoutError):
+        st.spawn(finish(503, None))
         raise ServiceUnavailable("The gateway cannot reach Redis.", code="redis_unavailable"
                                  ) from None
-    reply = Reply(sub, settings.heartbeat_timeout)
+    reply = Reply(sub, st.settings.heartbeat_timeout)
     handed_off = False
     try:
-        if byok:
-            await park_byok(st.redis, settings, rid, keys)
-        await queue.enqueue(st.redis, settings.chat_queue, job, settings.pickup_timeout)
+        if byok_keys is not None:
+            await park_byok(st.redis, st.settings, rid, byok_keys)
+        await queue.enqueue(st.redis, st.settings.chat_queue, job, st.settings.pickup_timeout)
         await wait_for_pickup(st, reply, rid)
-        if stream:
-            response = await start_stream(st, reply, rid, request)
+        if job["stream"]:
+            response = await start_stream(st, reply, rid, finish)
             handed_off = True
             return response
-        return await finish_once(st, reply, rid, request)
+        return await finish_once(reply, rid, request, finish)
     except (ReplyLost, TimeoutError) as exc:
         st.spawn(queue.cancel(st.redis, rid))
-        return error_response(lost_error(exc), rid)
+        err = lost_error(exc)
+        st.spawn(finish(err.status, None))
+        return error_response(err, rid)
     except asyncio.CancelledError:
         st.spawn(queue.cancel(st.redis, rid))
+        st.spawn(finish(499, None))
+        raise
+    except Exception:
+        st.spawn(finish(503, None))
         raise
     finally:
         if not handed_off:
             st.hub.unsubscribe(sub)
-
-
-async def wait_for_pickup(st: AppState, reply: Reply, rid: str) -> None:
-    timeout = st.settings.pickup_timeout
-    try:
-        frame = await reply.next(timeout)
-    except TimeoutError:
-        if await queue.withdraw(st.redis, st.settings.chat_queue, rid):
-            raise ServiceUnavailable(
-                f"No worker picked up the request within {timeout:g} s; the gateway's "
-                "workers are down or overloaded.", code="no_worker") from None
-        frame = await reply.next()  # a worker took it just now
-    if frame.kind != START:
-        raise ReplyLost("reply did not start with a start frame")
-
-
-async def finish_once(st: AppState, reply: Reply, rid: str, request: Request) -> Response:
-    handler = asyncio.current_task()
-    assert handler is not None
-    watcher = asyncio.create_task(_cancel_on_disconnect(request, handler))
-    try:
-        frame = await reply.next()
-    finally:
-        watcher.cancel()
-    if frame.kind == DONE:
-        return Response(frame.payload, media_type="application/json",
-                        headers=route_headers(rid, frame.meta))
-    if frame.kind == ERROR:
-        return frame_error(frame, rid)
-    raise ReplyLost(f"unexpected frame {frame.kind!r} in a non-stream reply")
-
-
-async def _cancel_on_disconnect(request: Request, handler: asyncio.Task[Any]) -> None:
-    """Cancels the handler waiting on the reply when the client goes away."""
-    while True:
-        message = await request.receive()
-        if message["type"] == "http.disconnect":
-            handler.cancel()
-            return
-
-
-async def start_stream(st: AppState, reply: Reply, rid: str, request: Request) -> Response:
-    """Headers go out only with the first content frame, so a request that fails
-    everywhere gets a real HTTP error status."""
-    frame = await reply.next()
-    if frame.kind == ERROR:
-        st.hub.unsubscribe(reply.sub)
-        return frame_error(frame, rid)
-    if frame.kind not in (DELTA, DONE):
-        raise ReplyLost(f"unexpected frame {frame.kind!r}")
-    return StreamingResponse(relay(st, reply, rid, frame), media_type="text/event-stream",
-                             headers={**SSE_HEADERS, **route_headers(rid, frame.meta)})
-
-
-async def relay(st: AppState, reply: Reply, rid: str, first: Frame) -> AsyncIterator[bytes]:
-    finished = False
-    try:
-        frame = first
-        while True:
-            if frame.kind == DELTA:
-                yield frame.payload
-            elif frame.kind == DONE:
-                finished = True
-                yield frame.payload + SSE_DONE if frame.payload else SSE_DONE
-                return
-            elif frame.kind == ERROR:
-                finished = True
-                yield encode_data(frame.payload)
-                return
-            try:
-                frame = await reply.next()
-            except (ReplyLost, TimeoutError) as exc:
-                finished = True
-                yield encode_data(orjson.dumps(lost_error(exc).body()))
-                st.spawn(queue.cancel(st.redis, rid))
-                return
-    finally:
-        st.hub.unsubscribe(reply.sub)
-        if not finished:
-            st.spawn(queue.cancel(st.redis, rid))
-

@@ -31,7 +31,7 @@ def model_entry(info: ModelInfo) -> dict[str, Any]:
 @router.get("/v1/models")
 async def list_models(request: Request) -> dict[str, Any]:
     st: AppState = request.app.state.orbyt
-    st.keys.authenticate(request.headers.get("authorization"))
+    await st.auth.authenticate(request.headers.get("authorization"), limits=False)
     providers = known_providers(st.settings)
     data = [model_entry(m) for m in st.catalog.models if m.provider in providers]
     return {"object": "list", "data": data}
@@ -40,7 +40,7 @@ async def list_models(request: Request) -> dict[str, Any]:
 @router.get("/v1/models/{model_id:path}")
 async def get_model(model_id: str, request: Request) -> dict[str, Any]:
     st: AppState = request.app.state.orbyt
-    st.keys.authenticate(request.headers.get("authorization"))
+    await st.auth.authenticate(request.headers.get("authorization"), limits=False)
     info = st.catalog.get(model_id)
     if info is None or info.provider not in known_providers(st.settings):
         raise NotFound(f"The model {model_id!r} does not exist.", param="model",

@@ -66,7 +66,7 @@ def map_openai_error(
 
 def parse_openai_event(provider: str, event: SSEEvent, state: StreamState) -> list[Json]:
     data = event.data
-    if not data:
+    if not data.strip():
         return []
     if data.startswith("[DONE]"):
         state.done = True
