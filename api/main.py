@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
-from api import errors
+from api import errors, metrics
 from api.auth import Authenticator
 from api.middleware import SecurityHeaders
 from api.replies import ReplyHub
@@ -41,4 +41,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(models.router)
     app.include_router(health.router)
     app.include_router(admin.router)
+    app.include_router(metrics.router)
     return app

@@ -7,6 +7,7 @@ frame. `Ledger` is told how the request ended (usage, limits)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -17,6 +18,7 @@ from fastapi.responses import Response, StreamingResponse
 from api import queue
 from api.replies import ReplyLost, Subscription
 from api.state import AppState
+from shared import metrics
 from shared.contract import DELTA, DONE, ERROR, HEARTBEAT, START, Frame, decode_frame
 from shared.errors import GatewayTimeout, OrbytError, ServiceUnavailable
 from shared.sse import DONE as SSE_DONE
@@ -77,6 +79,7 @@ def lost_error(exc: BaseException) -> OrbytError:
 
 async def wait_for_pickup(st: AppState, reply: Reply, rid: str) -> None:
     timeout = st.settings.pickup_timeout
+    started = time.monotonic()
     try:
         frame = await reply.next(timeout)
     except TimeoutError:
@@ -87,6 +90,7 @@ async def wait_for_pickup(st: AppState, reply: Reply, rid: str) -> None:
         frame = await reply.next()  # a worker took it just now
     if frame.kind != START:
         raise ReplyLost("reply did not start with a start frame")
+    metrics.PICKUP_SECONDS.observe(time.monotonic() - started)
 
 
 async def finish_once(reply: Reply, rid: str, request: Request, finish: Finish) -> Response:
@@ -119,6 +123,7 @@ async def _cancel_on_disconnect(request: Request, handler: asyncio.Task[Any]) ->
 async def start_stream(st: AppState, reply: Reply, rid: str, finish: Finish) -> Response:
     """Headers go out only with the first content frame, so a request that fails
     everywhere gets a real HTTP error status."""
+    started = time.monotonic()
     frame = await reply.next()
     if frame.kind == ERROR:
         st.hub.unsubscribe(reply.sub)
@@ -126,6 +131,8 @@ async def start_stream(st: AppState, reply: Reply, rid: str, finish: Finish) -> 
         return frame_error(frame, rid)
     if frame.kind not in (DELTA, DONE):
         raise ReplyLost(f"unexpected frame {frame.kind!r}")
+    provider = str((frame.meta or {}).get("provider", "other"))
+    metrics.TTFT_SECONDS.labels(provider).observe(time.monotonic() - started)
     return StreamingResponse(relay(st, reply, rid, frame, finish),
                              media_type="text/event-stream",
                              headers={**SSE_HEADERS, **route_headers(rid, frame.meta)})
@@ -136,6 +143,7 @@ async def relay(st: AppState, reply: Reply, rid: str, first: Frame, finish: Fini
     status: int | None = None
     meta = first.meta
     by_worker = False  # the worker ended the reply (else: client gone or reply lost)
+    metrics.ACTIVE_STREAMS.inc()
     try:
         frame = first
         while True:
@@ -157,6 +165,7 @@ async def relay(st: AppState, reply: Reply, rid: str, first: Frame, finish: Fini
                 yield encode_data(orjson.dumps(err.body()))
                 return
     finally:
+        metrics.ACTIVE_STREAMS.dec()
         st.hub.unsubscribe(reply.sub)
         if not by_worker:
             st.spawn(queue.cancel(st.redis, rid))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from typing import Any
@@ -14,6 +15,7 @@ from api import queue
 from api.auth import Principal
 from api.byok import byok_map, park_byok
 from api.errors import error_response
+from api.metrics import observe_request
 from api.relay import Reply, finish_once, lost_error, start_stream, wait_for_pickup
 from api.replies import ReplyLost
 from api.state import AppState
@@ -25,6 +27,7 @@ from shared.usage import UsageEvent, record
 from shared.wire import ChatRequest, parse_chat_request
 
 router = APIRouter()
+log = logging.getLogger("orbyt.api")
 
 
 async def read_limited(request: Request, limit: int) -> bytes:
@@ -90,14 +93,22 @@ async def chat_completions(request: Request) -> Response:
 
     async def finish(status: int, meta: dict[str, Any] | None) -> None:
         """How the request ended: usage record and limit release (never fails a request)."""
-        await st.auth.release(principal, rid)
         meta = meta or {}
         event = UsageEvent(principal.key_id, str(meta.get("model") or job["plan"][0]["model"]),
                            str(meta.get("provider") or job["plan"][0]["provider"]),
                            str(meta.get("key_source") or job["plan"][0]["key_source"]),
                            status, int(meta.get("attempts") or 0),
                            (time.monotonic() - started) * 1000, meta.get("usage"))
-        await record(st.redis, st.catalog, event)
+        observe_request(st.catalog, event)
+        log.info("request finished", extra={
+            "event": "request", "model": event.model, "provider": event.provider,
+            "status": status, "attempts": event.attempts, "key_source": event.key_source,
+            "key_id": event.key_id, "latency_ms": round(event.latency_ms, 1)})
+        try:
+            await st.auth.release(principal, rid)
+            await record(st.redis, st.catalog, event)
+        except Exception as exc:  # accounting must never fail a request
+            log.warning("usage accounting failed: %s", type(exc).__name__)
 
     return await dispatch(st, request, job, byok_keys, finish)
 
