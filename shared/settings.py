@@ -97,6 +97,8 @@ class Settings(BaseSettings):
     reply_queue_frames: int = 4096  # per-request bound; a client this far behind is dropped
     worker_max_jobs: int = 500
     worker_poll_delay: float = 0.25  # fallback poll; enqueue wakes workers at once
+    worker_metrics_port: int = 9464  # Prometheus endpoint of each worker (0: off)
+    worker_metrics_host: str = "0.0.0.0"
 
     # routing defaults (DESIGN §4)
     default_retry: int = 2

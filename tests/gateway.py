@@ -91,6 +91,7 @@ class Gateway:
             "ORBYT_PICKUP_TIMEOUT": "2",
             "ORBYT_HEARTBEAT_INTERVAL": "0.5",
             "ORBYT_HEARTBEAT_TIMEOUT": "3",
+            "ORBYT_WORKER_METRICS_PORT": "0",
             "PYTHONPATH": str(ROOT),
             **(env or {}),
         }

@@ -15,8 +15,10 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.constants import in_progress_key_prefix
 from arq.utils import timestamp_ms
 from arq.worker import Worker, func
+from prometheus_client import start_http_server
 from redis.exceptions import RedisError, ResponseError, WatchError
 
+from shared import metrics
 from shared.catalog import default_catalog
 from shared.contract import CANCEL_CHANNEL, JOB_FUNCTION, ChatJob, wake_channel
 from shared.errors import OrbytError, ServiceUnavailable
@@ -46,6 +48,7 @@ async def chat(ctx: dict[str, Any], job: ChatJob) -> None:
     request_id_var.set(job["rid"])
     pub = Publisher(ctx["redis"], job["channel"], deps.settings.heartbeat_interval, task)
     byok: dict[str, Secret] = {}
+    metrics.ACTIVE_JOBS.inc()
     try:
         await pub.start({"worker": deps.worker_id})
         if job["byok"]:
@@ -61,6 +64,7 @@ async def chat(ctx: dict[str, Any], job: ChatJob) -> None:
             await send_error(pub, ServiceUnavailable("The gateway worker failed while serving "
                                                      "this request."), 0)
     finally:
+        metrics.ACTIVE_JOBS.dec()
         byok.clear()
         running.pop(job["rid"], None)
         await pub.close()
@@ -69,6 +73,12 @@ async def chat(ctx: dict[str, Any], job: ChatJob) -> None:
 async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx.get("settings") or get_settings()
     ctx["settings"] = settings
+    if settings.worker_metrics_port:
+        try:
+            start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
+        except OSError as exc:  # several workers on one host: give each its own port
+            log.warning("worker metrics port %d unavailable (%s)", settings.worker_metrics_port,
+                        exc.strerror)
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
     health = Health(ctx["redis"], settings.breaker_failures, settings.breaker_cooldown)
     ctx["deps"] = Deps(settings=settings, catalog=default_catalog(),
