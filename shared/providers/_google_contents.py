@@ -77,7 +77,7 @@ def convert_messages(messages: Any, needs_signature: bool) -> tuple[Json | None,
         elif role == "assistant":
             _append(turns, "model", _assistant_parts(msg, i, calls, needs_signature))
         else:
-            raise invalid(f"Role {role!r} is not supported by google models.", f"{param}.role")
+            raise invalid("This role is not supported by google models.", f"{param}.role")
     _flush_results(turns, results)
     if not turns:
         raise invalid("google models need at least one user or assistant message.", "messages")
@@ -118,8 +118,7 @@ def _texts(content: Any, param: str, kinds: tuple[str, ...]) -> list[str]:
         part = as_dict(raw, f"{param}[{j}]")
         kind = part.get("type")
         if kind not in kinds:
-            raise invalid(f"Content part type {kind!r} is not supported here.",
-                          f"{param}[{j}].type")
+            raise invalid("This content part type is not supported here.", f"{param}[{j}].type")
         texts.append(as_str(part.get(kind), f"{param}[{j}].{kind}"))
     return texts
 
@@ -142,7 +141,7 @@ def _user_parts(content: Any, param: str) -> list[Json]:
         elif kind == "file":
             parts.append(_file(part.get("file"), f"{where}.file"))
         else:
-            raise invalid(f"Content part type {kind!r} is not supported by google models.",
+            raise invalid("This content part type is not supported by google models.",
                           f"{where}.type")
     return parts
 

@@ -183,6 +183,8 @@ class GoogleAdapter:
             return upstream_error(status, f"google: {_plain_message(status, raw)}",
                                   retry_after=parse_retry_after(headers))
         error = body.get("error")
+        if isinstance(error, str):
+            error = {"message": error}
         return error_from(status, error if isinstance(error, dict) else {}, headers)
 
 
