@@ -38,9 +38,9 @@ def test_readme_first_request_against_orbyt_dev() -> None:
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1):
-                    break
+            with contextlib.suppress(OSError), urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/readyz", timeout=1):
+                break
             time.sleep(0.1)
         code = snippet().replace("http://127.0.0.1:8080/v1", f"http://127.0.0.1:{port}/v1")
         code = code.replace("sk-or-v1-...", key)
