@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
 from collections import deque
-from urllib.parse import unquote, urlparse
 
 import hiredis
+
+from shared.resp import command, open_connection
 
 log = logging.getLogger("orbyt.api.replies")
 
@@ -58,16 +58,9 @@ class Subscription:
         return self.frames.popleft()
 
 
-def _command(*parts: bytes) -> bytes:
-    out = [b"*%d\r\n" % len(parts)]
-    for part in parts:
-        out.append(b"$%d\r\n%s\r\n" % (len(part), part))
-    return b"".join(out)
-
-
 class ReplyHub:
     def __init__(self, redis_url: str, queue_limit: int) -> None:
-        self._url = urlparse(redis_url)
+        self._url = redis_url
         self._limit = queue_limit
         self._subs: dict[bytes, Subscription] = {}
         self._confirm: dict[bytes, deque[asyncio.Future[None]]] = {}
@@ -80,23 +73,12 @@ class ReplyHub:
         return len(self._subs)
 
     async def _connect(self) -> None:
+        if self._writer is not None and not self._writer.is_closing():
+            return
         async with self._connecting:
             if self._writer is not None and not self._writer.is_closing():
                 return
-            url = self._url
-            context = ssl.create_default_context() if url.scheme == "rediss" else None
-            reader, writer = await asyncio.open_connection(
-                url.hostname or "127.0.0.1", url.port or 6379, ssl=context)
-            if url.password:
-                auth = [b"AUTH"]
-                if url.username:
-                    auth.append(unquote(url.username).encode())
-                auth.append(unquote(url.password).encode())
-                writer.write(_command(*auth))
-                line = await reader.readline()
-                if not line.startswith(b"+OK"):
-                    writer.close()
-                    raise ConnectionError("Redis rejected the pub/sub AUTH")
+            reader, writer = await open_connection(self._url)
             self._writer = writer
             self._reader_task = asyncio.create_task(self._read(reader, writer))
 
@@ -108,7 +90,7 @@ class ReplyHub:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._confirm.setdefault(key, deque()).append(future)
         assert self._writer is not None
-        self._writer.write(_command(b"SUBSCRIBE", key))
+        self._writer.write(command(b"SUBSCRIBE", key))
         try:
             async with asyncio.timeout(timeout):
                 await future
@@ -122,7 +104,7 @@ class ReplyHub:
             del self._subs[sub.channel]
             writer = self._writer
             if writer is not None and not writer.is_closing():
-                writer.write(_command(b"UNSUBSCRIBE", sub.channel))
+                writer.write(command(b"UNSUBSCRIBE", sub.channel))
 
     async def _read(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         parser = hiredis.Reader()

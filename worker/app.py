@@ -23,6 +23,7 @@ from shared.catalog import default_catalog
 from shared.contract import CANCEL_CHANNEL, JOB_FUNCTION, ChatJob, wake_channel
 from shared.errors import OrbytError, ServiceUnavailable
 from shared.logs import request_id_var
+from shared.resp import PipelinedPublisher
 from shared.secret import Secret
 from shared.settings import Settings, get_settings
 from worker.byok import take_byok
@@ -46,7 +47,7 @@ async def chat(ctx: dict[str, Any], job: ChatJob) -> None:
     assert task is not None
     running[job["rid"]] = task
     request_id_var.set(job["rid"])
-    pub = Publisher(ctx["redis"], job["channel"], deps.settings.heartbeat_interval, task)
+    pub = Publisher(ctx["publisher"], job["channel"], deps.settings.heartbeat_interval, task)
     byok: dict[str, Secret] = {}
     metrics.ACTIVE_JOBS.inc()
     try:
@@ -80,6 +81,7 @@ async def startup(ctx: dict[str, Any]) -> None:
             log.warning("worker metrics port %d unavailable (%s)", settings.worker_metrics_port,
                         exc.strerror)
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
+    ctx["publisher"] = PipelinedPublisher(settings.redis_url)
     health = Health(ctx["redis"], settings.breaker_failures, settings.breaker_cooldown)
     ctx["deps"] = Deps(settings=settings, catalog=default_catalog(),
                        client=make_client(settings), health=health, worker_id=worker_id)
@@ -90,6 +92,8 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     deps: Deps | None = ctx.get("deps")
     if deps is not None:
         await deps.client.aclose()
+    if ctx.get("publisher") is not None:
+        await ctx["publisher"].close()
 
 
 class OrbytWorker(Worker):

@@ -1,5 +1,7 @@
 """Publishing reply frames for one job, with gap-free `seq`, heartbeats and cancel detection.
 
+Frames go out on the worker's pipelined publisher connection: the frame is numbered and
+written synchronously (so order and `seq` agree without a lock), then its reply is awaited.
 A PUBLISH that reaches no subscriber means the API side is gone (client disconnected, API
 crashed or gave up on pickup): the job is cancelled.
 """
@@ -10,9 +12,8 @@ import asyncio
 import contextlib
 from typing import Any
 
-from redis.asyncio import Redis
-
 from shared.contract import DELTA, DONE, ERROR, HEARTBEAT, START, encode_frame
+from shared.resp import PipelinedPublisher
 
 
 class ReplyGone(Exception):
@@ -20,27 +21,27 @@ class ReplyGone(Exception):
 
 
 class Publisher:
-    def __init__(self, redis: Redis, channel: str, heartbeat_interval: float,
+    def __init__(self, conn: PipelinedPublisher, channel: str, heartbeat_interval: float,
                  task: asyncio.Task[Any] | None = None) -> None:
-        self._redis = redis
-        self._channel = channel
+        self._conn = conn
+        self._channel = channel.encode()
         self._seq = 0
         self._interval = heartbeat_interval
         self._last = 0.0
         self._task = task or asyncio.current_task()
         self._beat: asyncio.Task[None] | None = None
-        self._lock = asyncio.Lock()
         self.closed = False
         self.gone = False
 
     async def _send(self, kind: bytes, meta: dict[str, Any] | None, payload: bytes) -> None:
-        async with self._lock:
-            if self.closed:
-                return
-            frame = encode_frame(kind, self._seq, meta, payload)
-            self._seq += 1
-            self._last = asyncio.get_running_loop().time()
-            receivers = await self._redis.publish(self._channel, frame)
+        writer = await self._conn.writer()
+        if self.closed:
+            return
+        # numbering and writing happen with no await in between: frames leave in seq order
+        frame = encode_frame(kind, self._seq, meta, payload)
+        self._seq += 1
+        self._last = asyncio.get_running_loop().time()
+        receivers = await self._conn.publish_nowait(writer, self._channel, frame)
         if receivers == 0:
             self.gone = True
             raise ReplyGone(self._channel)
