@@ -47,6 +47,7 @@ class PipelinedPublisher:
         self._url = url
         self._writer: asyncio.StreamWriter | None = None
         self._pending: deque[asyncio.Future[int]] = deque()
+        self._out: list[bytes] = []  # commands written in this loop iteration, sent together
         self._reader_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
@@ -63,10 +64,20 @@ class PipelinedPublisher:
     def publish_nowait(self, writer: asyncio.StreamWriter, channel: bytes, payload: bytes
                        ) -> asyncio.Future[int]:
         """Write now (callers keep their own order), reply later."""
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int] = loop.create_future()
         self._pending.append(future)
-        writer.write(command(b"PUBLISH", channel, payload))
+        if not self._out:
+            loop.call_soon(self._flush, writer)
+        self._out.append(command(b"PUBLISH", channel, payload))
         return future
+
+    def _flush(self, writer: asyncio.StreamWriter) -> None:
+        """One socket write for every PUBLISH of the loop iteration (order kept)."""
+        out, self._out = self._out, []
+        if writer.is_closing():
+            return  # the reader task fails the pending futures
+        writer.write(b"".join(out))
 
     async def writer(self) -> asyncio.StreamWriter:
         return await self._ensure()
