@@ -97,6 +97,7 @@ class Settings(BaseSettings):
     reply_queue_frames: int = 4096  # per-request bound; a client this far behind is dropped
     worker_max_jobs: int = 500
     worker_poll_delay: float = 0.25  # fallback poll; enqueue wakes workers at once
+    upstream_client: Literal["httpx", "aiohttp"] = "httpx"  # see bench/README.md
     worker_metrics_port: int = 9464  # Prometheus endpoint of each worker (0: off)
     worker_metrics_host: str = "0.0.0.0"
 

@@ -1,12 +1,21 @@
-"""The HTTP edge to providers: one shared httpx client per worker process, the `mock://`
-transport, and the one place where transport exceptions become `UpstreamError`s."""
+"""The HTTP edge to providers, and the one place where transport exceptions become
+`UpstreamError`s.
+
+`Upstream` is the worker's client: one shared connection pool per process. Two
+implementations sit behind it: httpx (the project's default client) and aiohttp
+(`ORBYT_UPSTREAM_CLIENT=aiohttp`), chosen by measurement — see bench/README.md. The
+built-in `mock` provider is an httpx transport on the `mock://` scheme, served in-process.
+"""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from typing import Protocol
 
+import aiohttp
 import httpx
+import orjson
 
 from shared.errors import Disposition, UpstreamError
 from shared.providers.base import UpstreamRequest
@@ -31,8 +40,6 @@ class MockTransport(httpx.AsyncBaseTransport):
         self._per_token = per_token
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        import orjson
-
         body = orjson.loads(await request.aread())
         failure = mock_error(str(body.get("model", "")))
         if failure is not None:
@@ -47,45 +54,146 @@ class MockTransport(httpx.AsyncBaseTransport):
                               headers={"content-type": "application/json"})
 
 
-def make_client(settings: Settings) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=1000,
-                          keepalive_expiry=30)
-    timeout = httpx.Timeout(connect=settings.connect_timeout, read=None, write=30, pool=None)
-    mock = MockTransport(settings.mock.ttft_ms / 1000, settings.mock.token_ms / 1000)
-    return httpx.AsyncClient(limits=limits, timeout=timeout, mounts={"mock://": mock},
-                             follow_redirects=False, trust_env=False)
+def timeout_error(provider: str) -> UpstreamError:
+    return UpstreamError(f"{provider}: upstream timed out", status=504,
+                         disposition=Disposition.FAILOVER, code="upstream_timeout")
 
 
-def transport_error(exc: Exception, provider: str) -> UpstreamError:
-    """Translate httpx's exceptions (never shown raw to callers)."""
-    if isinstance(exc, httpx.ConnectTimeout):
-        return UpstreamError(f"{provider}: connection timed out", status=504,
-                             disposition=Disposition.FAILOVER, code="upstream_timeout")
-    if isinstance(exc, httpx.TimeoutException):
-        return UpstreamError(f"{provider}: upstream timed out", status=504,
-                             disposition=Disposition.FAILOVER, code="upstream_timeout")
+def transport_error(exc: BaseException, provider: str) -> UpstreamError:
+    """Translate a client library's exception (never shown raw to callers)."""
+    if isinstance(exc, httpx.TimeoutException | aiohttp.ServerTimeoutError | TimeoutError):
+        return timeout_error(provider)
     kind = type(exc).__name__
     return UpstreamError(f"{provider}: upstream connection failed ({kind})", status=502,
                          disposition=Disposition.RETRY, code="upstream_connection_error")
 
 
-@contextlib.asynccontextmanager
-async def open_response(client: httpx.AsyncClient, req: UpstreamRequest,
-                        provider: str) -> AsyncIterator[httpx.Response]:
-    """Send and yield the streaming response; closing the context closes the connection."""
-    request = client.build_request(req.method, req.url, headers=req.headers, content=req.body)
-    try:
-        response = await client.send(request, stream=True)
-    except httpx.HTTPError as exc:
-        raise transport_error(exc, provider) from None
-    try:
-        yield response
-    finally:
-        await response.aclose()
+class UpstreamResponse(Protocol):
+    status_code: int
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    def aiter_raw(self) -> AsyncIterator[bytes]: ...
+
+    async def aread(self) -> bytes: ...
 
 
-async def read_body(response: httpx.Response, provider: str) -> bytes:
-    try:
-        return await response.aread()
-    except httpx.HTTPError as exc:
-        raise transport_error(exc, provider) from None
+class _HttpxResponse:
+    __slots__ = ("_resp", "_provider", "status_code")
+
+    def __init__(self, resp: httpx.Response, provider: str) -> None:
+        self._resp = resp
+        self._provider = provider
+        self.status_code = resp.status_code
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self._resp.headers
+
+    async def aiter_raw(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._resp.aiter_raw():
+                yield chunk
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, self._provider) from None
+
+    async def aread(self) -> bytes:
+        try:
+            return await self._resp.aread()
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, self._provider) from None
+
+
+class _AiohttpResponse:
+    __slots__ = ("_resp", "_provider", "status_code")
+
+    def __init__(self, resp: aiohttp.ClientResponse, provider: str) -> None:
+        self._resp = resp
+        self._provider = provider
+        self.status_code = resp.status
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self._resp.headers
+
+    async def aiter_raw(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._resp.content.iter_any():
+                yield chunk
+        except aiohttp.ClientError as exc:
+            raise transport_error(exc, self._provider) from None
+
+    async def aread(self) -> bytes:
+        try:
+            return await self._resp.read()
+        except aiohttp.ClientError as exc:
+            raise transport_error(exc, self._provider) from None
+
+
+class Upstream:
+    """The worker's shared upstream client (one per process)."""
+
+    def __init__(self, settings: Settings, kind: str | None = None) -> None:
+        self.kind = kind or settings.upstream_client
+        mock = MockTransport(settings.mock.ttft_ms / 1000, settings.mock.token_ms / 1000)
+        self._httpx = httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=1000,
+                                keepalive_expiry=30),
+            timeout=httpx.Timeout(connect=settings.connect_timeout, read=None, write=30,
+                                  pool=None),
+            mounts={"mock://": mock}, follow_redirects=False, trust_env=False)
+        self._connect_timeout = settings.connect_timeout
+        self._aiohttp: aiohttp.ClientSession | None = None
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._aiohttp is None or self._aiohttp.closed:
+            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30, ttl_dns_cache=300)
+            self._aiohttp = aiohttp.ClientSession(
+                connector=connector, trust_env=False, auto_decompress=True,
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._connect_timeout))
+        return self._aiohttp
+
+    @contextlib.asynccontextmanager
+    async def open(self, req: UpstreamRequest, provider: str
+                   ) -> AsyncIterator[UpstreamResponse]:
+        """Send and yield the response; leaving the context releases the connection."""
+        if self.kind == "aiohttp" and not req.url.startswith("mock://"):
+            try:
+                resp = await self._session().request(req.method, req.url, headers=req.headers,
+                                                     data=req.body, allow_redirects=False)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise transport_error(exc, provider) from None
+            try:
+                yield _AiohttpResponse(resp, provider)
+            finally:
+                resp.release()
+            return
+        request = self._httpx.build_request(req.method, req.url, headers=req.headers,
+                                            content=req.body)
+        try:
+            response = await self._httpx.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, provider) from None
+        try:
+            yield _HttpxResponse(response, provider)
+        finally:
+            await response.aclose()
+
+    async def aclose(self) -> None:
+        await self._httpx.aclose()
+        if self._aiohttp is not None:
+            await self._aiohttp.close()
+
+
+def make_client(settings: Settings) -> Upstream:
+    return Upstream(settings)
+
+
+def open_response(client: Upstream, req: UpstreamRequest, provider: str
+                  ) -> contextlib.AbstractAsyncContextManager[UpstreamResponse]:
+    return client.open(req, provider)
+
+
+async def read_body(resp: UpstreamResponse, provider: str) -> bytes:
+    return await resp.aread()
