@@ -2,9 +2,11 @@
 `UpstreamError`s.
 
 `Upstream` is the worker's client: one shared connection pool per process. Two
-implementations sit behind it: httpx (the project's default client) and aiohttp
-(`ORBYT_UPSTREAM_CLIENT=aiohttp`), chosen by measurement — see bench/README.md. The
-built-in `mock` provider is an httpx transport on the `mock://` scheme, served in-process.
+implementations sit behind it: aiohttp (default) and httpx (`ORBYT_UPSTREAM_CLIENT=httpx`).
+Measured on the streaming hot path (bench/README.md), httpx/httpcore spent about twice the
+worker CPU per relayed stream (anyio cancel scopes and pool bookkeeping on every read),
+which capped one worker's throughput; more clients or pool tuning did not close the gap.
+The built-in `mock` provider is an httpx transport on the `mock://` scheme, in-process.
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ class UpstreamResponse(Protocol):
 
 
 class _HttpxResponse:
-    __slots__ = ("_resp", "_provider", "status_code")
+    __slots__ = ("_provider", "_resp", "status_code")
 
     def __init__(self, resp: httpx.Response, provider: str) -> None:
         self._resp = resp
@@ -106,7 +108,7 @@ class _HttpxResponse:
 
 
 class _AiohttpResponse:
-    __slots__ = ("_resp", "_provider", "status_code")
+    __slots__ = ("_provider", "_resp", "status_code")
 
     def __init__(self, resp: aiohttp.ClientResponse, provider: str) -> None:
         self._resp = resp
