@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,6 +19,18 @@ from api.routes import admin, chat, health, models
 from api.state import AppState
 from shared.catalog import load_catalog
 from shared.settings import Settings, get_settings
+from shared.usage import UsageBuffer
+
+log = logging.getLogger("orbyt.api")
+
+
+async def _flush_usage(usage: UsageBuffer, interval: float = 1.0) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await usage.flush()
+        except Exception as exc:  # Redis away: kept in memory, retried next time
+            log.warning("usage flush failed: %s", type(exc).__name__)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -25,11 +40,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = Redis.from_url(settings.redis_url, max_connections=512)
         hub = ReplyHub(settings.redis_url, settings.reply_queue_frames)
-        app.state.orbyt = AppState(settings=settings, catalog=load_catalog(settings.catalog_path),
-                                   redis=redis, hub=hub, auth=Authenticator(settings, redis))
+        catalog = load_catalog(settings.catalog_path)
+        usage = UsageBuffer(redis, catalog)
+        app.state.orbyt = AppState(settings=settings, catalog=catalog, redis=redis, hub=hub,
+                                   auth=Authenticator(settings, redis), usage=usage)
+        flusher = asyncio.create_task(_flush_usage(usage, settings.usage_flush_interval))
         try:
             yield
         finally:
+            flusher.cancel()
+            with contextlib.suppress(Exception):
+                await usage.flush()
             await hub.close()
             await redis.aclose()
 

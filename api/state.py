@@ -12,6 +12,7 @@ from api.auth import Authenticator
 from api.replies import ReplyHub
 from shared.catalog import Catalog
 from shared.settings import Settings
+from shared.usage import UsageBuffer
 
 
 @dataclass
@@ -21,6 +22,7 @@ class AppState:
     redis: Redis
     hub: ReplyHub
     auth: Authenticator
+    usage: UsageBuffer
     background: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def spawn(self, coro: Any) -> None:

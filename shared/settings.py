@@ -116,6 +116,8 @@ class Settings(BaseSettings):
     breaker_cooldown: float = 10.0  # seconds open before one probe is let through
     nonstream_timeout: float = 60.0  # per attempt, when another candidate exists
 
+    usage_flush_interval: float = 1.0  # seconds between batched usage writes
+
     # request limits
     max_body_bytes: int = 8 * 1024 * 1024
     max_messages: int = 2048

@@ -64,14 +64,43 @@ def day(ts: float | None = None) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(ts))
 
 
-async def record(redis: Redis, catalog: Catalog, event: UsageEvent) -> None:
-    key = f"orbyt:usage:{event.key_id}:{day()}"
-    async with redis.pipeline(transaction=False) as pipe:
-        for name, value in counters(event, catalog).items():
+class UsageBuffer:
+    """Aggregates usage in memory and writes it with one pipeline per interval (default
+    1 s), so accounting costs no Redis round trip per request. `flush()` on shutdown."""
+
+    def __init__(self, redis: Redis, catalog: Catalog) -> None:
+        self._redis = redis
+        self._catalog = catalog
+        self._pending: dict[tuple[str, str], int] = defaultdict(int)
+
+    def add(self, event: UsageEvent) -> None:
+        key = f"orbyt:usage:{event.key_id}:{day()}"
+        for name, value in counters(event, self._catalog).items():
             if value:
-                pipe.hincrby(key, f"{event.model}|{name}", value)
-        pipe.expire(key, RETENTION_SECONDS)
-        await pipe.execute()
+                self._pending[(key, f"{event.model}|{name}")] += value
+
+    async def flush(self) -> None:
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, defaultdict(int)
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for (key, field), value in pending.items():
+                    pipe.hincrby(key, field, value)
+                for key in {key for key, _ in pending}:
+                    pipe.expire(key, RETENTION_SECONDS)
+                await pipe.execute()
+        except Exception:
+            for item, value in pending.items():  # keep it for the next flush
+                self._pending[item] += value
+            raise
+
+
+async def record(redis: Redis, catalog: Catalog, event: UsageEvent) -> None:
+    """Write one event at once (tools and tests; the API uses UsageBuffer)."""
+    buffer = UsageBuffer(redis, catalog)
+    buffer.add(event)
+    await buffer.flush()
 
 
 async def read(redis: Redis, key_id: str, on: str) -> dict[str, dict[str, int]]:

@@ -23,7 +23,7 @@ from shared.contract import Candidate, ChatJob, reply_channel
 from shared.errors import PermissionDenied, RequestTooLarge, ServiceUnavailable
 from shared.logs import request_id_var
 from shared.routing import resolve_plan
-from shared.usage import UsageEvent, record
+from shared.usage import UsageEvent
 from shared.wire import ChatRequest, parse_chat_request
 
 router = APIRouter()
@@ -104,11 +104,11 @@ async def chat_completions(request: Request) -> Response:
             "event": "request", "model": event.model, "provider": event.provider,
             "status": status, "attempts": event.attempts, "key_source": event.key_source,
             "key_id": event.key_id, "latency_ms": round(event.latency_ms, 1)})
+        st.usage.add(event)
         try:
             await st.auth.release(principal, rid)
-            await record(st.redis, st.catalog, event)
         except Exception as exc:  # accounting must never fail a request
-            log.warning("usage accounting failed: %s", type(exc).__name__)
+            log.warning("concurrency release failed: %s", type(exc).__name__)
 
     return await dispatch(st, request, job, byok_keys, finish)
 
