@@ -12,11 +12,13 @@ from shared.providers.base import Json
 class ChunkRenderer:
     """Stamps id/object/created/model on adapter chunks and renders SSE bytes."""
 
-    __slots__ = ("_continuation", "_prefix", "_tool_calls", "content_started", "finish_reason",
-                 "text", "usage")
+    __slots__ = ("_continuation", "_include_usage", "_prefix", "_tool_calls", "content_started",
+                 "finish_reason", "text", "usage")
 
     def __init__(self, completion_id: str, created: int, model: str,
-                 continuation: bool = False) -> None:
+                 continuation: bool = False, include_usage: bool = False) -> None:
+        """`include_usage`: the caller asked for `stream_options.include_usage`, so every
+        chunk carries `"usage": null` as OpenAI's do (the usage chunk then has the numbers)."""
         head = orjson.dumps({"id": completion_id, "object": "chat.completion.chunk",
                              "created": created, "model": model})
         self._prefix = b"data: " + head[:-1] + b","
@@ -26,6 +28,7 @@ class ChunkRenderer:
         self.text: list[str] = []  # plain text sent so far (for prefill continuation)
         self._tool_calls = False
         self._continuation = continuation
+        self._include_usage = include_usage
 
     def render(self, chunk: Json) -> bytes:
         """SSE bytes for one adapter chunk ("" if it carries nothing for the caller)."""
@@ -44,6 +47,8 @@ class ChunkRenderer:
         out: dict[str, Any] = {"choices": choices}
         if "system_fingerprint" in chunk:
             out["system_fingerprint"] = chunk["system_fingerprint"]
+        if self._include_usage:
+            out["usage"] = None
         return self._prefix + orjson.dumps(out)[1:] + b"\n\n"
 
     def _observe(self, choice: Json) -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from shared.errors import InvalidRequest
@@ -17,6 +18,8 @@ JSON_OBJECT_INSTRUCTION = (
     "Respond with a single valid JSON object and nothing else: "
     "no prose before or after it and no code fences."
 )
+# Claude model ids of the current scheme: claude-<family>-<major>[-<minor>][-<date>].
+_CLAUDE_VERSION = re.compile(r"claude-(?:opus|sonnet|haiku)-(\d+)(?:-(\d{1,2}))?(?:-\d{8})?")
 # OpenAI fields whose effect cannot be reproduced, so silently dropping them would mislead.
 REJECTED_FIELDS = {
     "functions": "legacy 'functions' are not supported by anthropic; use 'tools'.",
@@ -26,7 +29,15 @@ REJECTED_FIELDS = {
 }
 
 
-def build_payload(body: Json, default_max_tokens: int | None) -> Json:
+def default_sampling_only(model: str) -> bool:
+    """Claude 4.7 and later accept only the default sampling values (PROVIDERS.md §2)."""
+    match = _CLAUDE_VERSION.fullmatch(model)
+    if match is None:
+        return False
+    return (int(match.group(1)), int(match.group(2) or 0)) >= (4, 7)
+
+
+def build_payload(body: Json, default_max_tokens: int | None, model: str = "") -> Json:
     """The Anthropic request body (without `model`) for an OpenAI chat body."""
     for name, reason in REJECTED_FIELDS.items():
         if body.get(name) is not None:
@@ -46,7 +57,7 @@ def build_payload(body: Json, default_max_tokens: int | None) -> Json:
     thinking = _thinking(body, conv, payload["max_tokens"], forced)
     if thinking is not None:
         payload["thinking"] = thinking
-    else:
+    elif not default_sampling_only(model):
         _add_sampling(payload, body)
     stop = _stop_sequences(body.get("stop"))
     if stop:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,6 +16,14 @@ from shared.sse import SSEEvent
 GATEWAY_FIELDS = frozenset({"extra"})
 
 QUOTA_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached"})
+
+# A key as providers quote it in 401 messages, masked ("...provided: sk-pro****q2Rs."): its
+# visible ends are still key material (the gateway's own pool key), so the quote goes.
+MASKED_KEY = re.compile(r":?\s*[A-Za-z0-9_-]*\*{4,}[A-Za-z0-9_-]*")
+
+
+def scrub_masked_key(message: str) -> str:
+    return MASKED_KEY.sub("", message)
 
 
 def loads_object(raw: bytes) -> Json | None:
@@ -31,13 +40,13 @@ def error_fields(body: Json | None) -> tuple[str, str | None, str | None, str | 
     if isinstance(err, dict):
         code = err.get("code")
         return (
-            str(err.get("message") or "upstream error"),
+            scrub_masked_key(str(err.get("message") or "upstream error")),
             err.get("type") if isinstance(err.get("type"), str) else None,
             str(code) if code is not None else None,
             err.get("param") if isinstance(err.get("param"), str) else None,
         )
     if isinstance(err, str):
-        return err, None, None, None
+        return scrub_masked_key(err), None, None, None
     return "upstream error", None, None, None
 
 

@@ -25,7 +25,9 @@ Request (OpenAI field -> Anthropic), in `_anthropic_request` and `_anthropic_mes
     role `function`, legacy `functions` / `function_call` -> rejected
     max_completion_tokens / max_tokens -> `max_tokens` (required upstream; default: the
                                     catalog's max_output_tokens, else 4096)
-    temperature, top_p           -> same names, clamped to Anthropic's 0..1
+    temperature, top_p           -> same names, clamped to Anthropic's 0..1; dropped for
+                                    Claude 4.7+ (claude-opus-4-7, ...), which accept only
+                                    their default values
     stop                         -> `stop_sequences` (empty strings dropped)
     tools[].function             -> {name, description, input_schema: parameters}; `strict`
                                     dropped (older Claude models reject it); non-function
@@ -102,7 +104,7 @@ class AnthropicAdapter:
 
     def build_request(self, body: Json, target: Target) -> UpstreamRequest:
         payload = {"model": target.upstream_model,
-                   **build_payload(body, target.max_output_tokens)}
+                   **build_payload(body, target.max_output_tokens, target.upstream_model)}
         try:
             raw = orjson.dumps(payload)
         except TypeError:  # e.g. an integer beyond 64 bits somewhere in a schema

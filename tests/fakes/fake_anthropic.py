@@ -18,6 +18,9 @@ STRICT_VERSION = (
     "2026-10-21"  # rejects temperature/top_p/top_k, assistant documents, user citations
 )
 TOOL_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
+# Claude 4.7+ ("claude-opus-4-7", "claude-sonnet-5", dated ids too) accepts only the default
+# sampling values, on either API version (PROVIDERS.md §2). The 400 wording is the fake's own.
+_MODERN_CLAUDE = re.compile(r"claude-(?:opus|sonnet|haiku)-(\d+)(?:-(\d{1,2}))?(?:-\d{8})?")
 STOP_REASONS = {
     "stop": "end_turn",
     "length": "max_tokens",
@@ -25,6 +28,25 @@ STOP_REASONS = {
     "content_filter": "refusal",
 }
 _IRE = "invalid_request_error"
+
+
+def default_sampling_only(model: str) -> bool:
+    """Claude 4.7 and later reject non-default temperature / top_p / top_k."""
+    match = _MODERN_CLAUDE.fullmatch(model)
+    if match is None:
+        return False
+    return (int(match.group(1)), int(match.group(2) or 0)) >= (4, 7)
+
+
+def _sampling_problem(body: dict[str, Any], strict: bool) -> str | None:
+    for field in ("temperature", "top_p", "top_k"):
+        if field not in body:
+            continue
+        if strict:
+            return f"{field}: Extra inputs are not permitted"
+        if default_sampling_only(str(body["model"])) and (field == "top_k" or body[field] != 1):
+            return f"{field}: only the default value is supported for this model"
+    return None
 
 
 def _blocks(content: Any) -> list[dict[str, Any]]:
@@ -42,9 +64,16 @@ def _unanswered(index: int, ids: list[str]) -> str:
 
 
 def _block_problem(
-    where: str, role: str, block: dict[str, Any], open_ids: list[str], strict: bool
+    where: str,
+    role: str,
+    block: dict[str, Any],
+    open_ids: list[str],
+    strict: bool,
+    after_other: bool = False,
 ) -> str | None:
     kind = block.get("type")
+    if kind == "tool_result" and after_other:  # the wording is the fake's own
+        return f"{where}: tool_result blocks must come first in the content, before other blocks"
     if kind == "tool_result" and block.get("tool_use_id") not in open_ids:
         return (
             f"{where}: unexpected `tool_use_id` found in `tool_result` blocks: "
@@ -196,9 +225,8 @@ class FakeAnthropic(FakeServer):
             if body.get(field) is None:
                 return f"{field}: Field required"
         strict = version == STRICT_VERSION
-        for field in ("temperature", "top_p", "top_k") if strict else ():
-            if field in body:
-                return f"{field}: Extra inputs are not permitted"
+        if problem := _sampling_problem(body, strict):
+            return problem
         messages = body["messages"]
         if not isinstance(messages, list) or not messages:
             return "messages: at least one message is required"
@@ -212,8 +240,9 @@ class FakeAnthropic(FakeServer):
             if missing := [t for t in open_ids if t not in results]:
                 return _unanswered(i - 1, missing)
             for j, block in enumerate(blocks):
+                after_other = any(b.get("type") != "tool_result" for b in blocks[:j])
                 if problem := _block_problem(
-                    f"messages.{i}.content.{j}", role, block, open_ids, strict
+                    f"messages.{i}.content.{j}", role, block, open_ids, strict, after_other
                 ):
                     return problem
             open_ids = [str(b.get("id")) for b in blocks if b.get("type") == "tool_use"]

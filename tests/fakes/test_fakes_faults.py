@@ -273,6 +273,20 @@ def test_anthropic_wire_details() -> None:
         assert (
             res.status_code == 400 and "unexpected `tool_use_id`" in res.json()["error"]["message"]
         )
+        use = {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}}
+        result = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "x"}
+        for content, ok in (
+            ([result, {"type": "text", "text": "thanks"}], True),
+            ([{"type": "text", "text": "thanks"}, result], False),
+        ):
+            loop = [
+                ANT_BODY["messages"][0],
+                {"role": "assistant", "content": [use]},
+                {"role": "user", "content": content},
+            ]
+            res = httpx.post(url, json={**ANT_BODY, "messages": loop}, headers=ANT_HEADERS)
+            assert (res.status_code == 200) is ok, res.text
+            assert ok or "tool_result blocks must come first" in res.json()["error"]["message"]
         fake.script(Reply(tokens=2, midstream_error=1), Reply(tokens=2, no_terminator=True))
         res = httpx.post(url, json={**ANT_BODY, "stream": True}, headers=ANT_HEADERS)
         assert res.text.rstrip().endswith(

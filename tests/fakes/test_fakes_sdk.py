@@ -304,6 +304,13 @@ def test_anthropic_errors(ant: anthropic.Anthropic, ant_fake: FakeAnthropic) -> 
         model="claude-sonnet-4-6", max_tokens=8, messages=USER, extra_body=sampling
     ).content
     assert ant_fake.last.headers["anthropic-version"] == "2023-06-01"
+    # Claude 4.7+ accepts only default sampling values, on either version.
+    for model in ("claude-opus-4-7", "claude-sonnet-5-20270101"):
+        with pytest.raises(anthropic.BadRequestError, match="temperature: only the default"):
+            old.messages.create(model=model, max_tokens=8, messages=USER, extra_body=sampling)
+        assert old.messages.create(
+            model=model, max_tokens=8, messages=USER, extra_body={"temperature": 1.0}
+        ).content
     with (
         anthropic.Anthropic(
             api_key="sk-ant-wrong", base_url=ant_fake.base_url, max_retries=0

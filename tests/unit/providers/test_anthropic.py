@@ -211,6 +211,18 @@ def test_reasoning_effort_to_thinking_budget(body: Json, budget: int | None) -> 
         assert "temperature" not in payload  # Anthropic rejects non-default sampling here
 
 
+@pytest.mark.parametrize(("upstream", "forwarded"), [
+    ("claude-sonnet-4-6", True), ("claude-haiku-4-5-20251001", True),
+    ("claude-3-haiku-20240307", True), ("claude-3-7-sonnet-20250219", True),
+    ("claude-opus-4-20250514", True), ("claude-opus-4-7", False),
+    ("claude-sonnet-5", False), ("claude-opus-5-1-20270101", False)])
+def test_sampling_dropped_for_models_that_accept_only_defaults(upstream: str,
+                                                               forwarded: bool) -> None:
+    payload = payload_of(chat(user(), temperature=0.2, top_p=0.5), target(upstream))
+    assert (payload.get("temperature"), payload.get("top_p")) == (
+        (0.2, 0.5) if forwarded else (None, None))
+
+
 IMAGE = "data:image/png;base64,iVBOR"
 
 
