@@ -78,8 +78,9 @@ class Gateway:
     """One API process and N worker processes sharing a Redis database."""
 
     def __init__(self, redis_url: str, env: dict[str, str] | None = None, workers: int = 1,
-                 apis: int = 1) -> None:
+                 apis: int = 1, log_level: str = "info") -> None:
         self.redis_url = redis_url
+        self.log_level = log_level
         self.ports = [free_port() for _ in range(apis)]
         self.logdir = Path(tempfile.mkdtemp(prefix="orbyt-test-logs-"))
         self.env = {
@@ -92,6 +93,7 @@ class Gateway:
             "ORBYT_HEARTBEAT_INTERVAL": "0.5",
             "ORBYT_HEARTBEAT_TIMEOUT": "3",
             "ORBYT_WORKER_METRICS_PORT": "0",
+            "ORBYT_USAGE_FLUSH_INTERVAL": "0.05",
             "PYTHONPATH": str(ROOT),
             **(env or {}),
         }
@@ -112,7 +114,7 @@ class Gateway:
                                     cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
 
     def start_worker(self) -> subprocess.Popen[bytes]:
-        proc = self._spawn(["worker", "--log-level", "info"], f"worker{len(self.workers)}")
+        proc = self._spawn(["worker", "--log-level", self.log_level], f"worker{len(self.workers)}")
         self.workers.append(proc)
         return proc
 
@@ -121,7 +123,7 @@ class Gateway:
             self.start_worker()
         for i, port in enumerate(self.ports):
             self.apis.append(self._spawn(["api", "--host", "127.0.0.1", "--port", str(port),
-                                          "--log-level", "info"], f"api{i}"))
+                                          "--log-level", self.log_level], f"api{i}"))
         for i in range(len(self.ports)):
             self.wait_ready(i, "/readyz" if wait_workers and self._n_workers else "/healthz")
         return self

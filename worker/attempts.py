@@ -4,20 +4,20 @@ any failure (with `before_content` telling whether the caller has seen content y
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from shared.contract import ChatJob
 from shared.errors import Disposition, UpstreamError
-from shared.providers import Target, UpstreamRequest
-from shared.sse import SSEDecoder
+from shared.providers import StreamState, Target, UpstreamRequest
+from shared.sse import SSEDecoder, SSEEvent
 from worker.publisher import Publisher
 from worker.render import ChunkRenderer, completion_body
 from worker.routes import Route
-from worker.upstream import open_response, read_body, transport_error
+from worker.upstream import Upstream, UpstreamResponse, open_response, read_body
 
 
 @dataclass
@@ -26,7 +26,7 @@ class Run:
 
     job: ChatJob
     pub: Publisher
-    client: httpx.AsyncClient
+    client: Upstream
     completion_id: str
     created: int
     stall_timeout: float
@@ -71,52 +71,116 @@ async def stream_attempt(run: Run, route: Route, target: Target, req: UpstreamRe
     state = adapter.new_stream_state(run.job["body"], target)
     renderer = ChunkRenderer(run.completion_id, run.created, route.cand["model"],
                              continuation=continuation)
-    decoder = SSEDecoder()
     loop = asyncio.get_running_loop()
     started = loop.time()
-    deadline = started + (run.job["deadline"] - time.time())
     pending: list[bytes] = []
     provider = route.cand["provider"]
     try:
-        async with asyncio.timeout(started + first_limit) as timer:
+        async with asyncio.timeout_at(started + first_limit) as timer:
             async with open_response(run.client, req, provider) as resp:
                 if resp.status_code >= 400:
                     raise adapter.map_error(resp.status_code, resp.headers,
                                             await read_body(resp, provider))
-                async for raw in resp.aiter_raw():
-                    out = [b for ev in decoder.feed(raw)
-                           for c in adapter.parse_event(ev, state) if (b := renderer.render(c))]
-                    if out:
-                        await _emit(run, route, renderer, pending, out, started)
-                    if renderer.content_started:
-                        timer.reschedule(min(loop.time() + run.stall_timeout, deadline))
-                    if state.done:
-                        break
-                else:
-                    out = [b for ev in decoder.flush()
-                           for c in adapter.parse_event(ev, state) if (b := renderer.render(c))]
-                    if out:
-                        await _emit(run, route, renderer, pending, out, started)
+                await _relay(run, route, resp, state, renderer, pending, timer, started)
     except TimeoutError:
-        what = "stalled mid-stream" if renderer.content_started else "sent no first token in time"
-        raise UpstreamError(f"{provider}: upstream {what}", status=504,
-                            disposition=Disposition.FAILOVER, code="upstream_timeout",
-                            before_content=not run.sent) from None
-    except httpx.HTTPError as exc:
-        err = transport_error(exc, provider)
-        err.before_content = not run.sent
-        raise err from None
+        if not _finished(run, renderer):  # else: complete, only the terminator is missing
+            what = ("stalled mid-stream" if renderer.content_started
+                    else "sent no first token in time")
+            raise UpstreamError(f"{provider}: upstream {what}", status=504,
+                                disposition=Disposition.FAILOVER, code="upstream_timeout",
+                                before_content=not run.sent) from None
+    except _BodyCut:
+        if not _finished(run, renderer):  # else: complete, only the terminator is missing
+            raise stream_cut(provider, not run.sent, "connection lost") from None
     except UpstreamError as err:
         err.before_content = not run.sent
         raise
     if not (state.done or renderer.finish_reason):
-        raise UpstreamError(f"{provider}: the upstream stream ended before the answer was "
-                            "complete", status=502, disposition=Disposition.RETRY,
-                            code="upstream_stream_cut", before_content=not run.sent)
+        raise stream_cut(provider, not run.sent)
     if not run.sent:  # an empty answer is still an answer
         await _emit(run, route, renderer, pending, [], started, force=True)
     tail = renderer.usage_chunk() if run.job["include_usage"] and renderer.usage else b""
     await run.pub.done(route_meta(run, route, renderer.usage), tail)
+
+
+class _BodyCut(Exception):
+    """The connection failed while the response body was being read."""
+
+
+async def _body(resp: UpstreamResponse) -> AsyncGenerator[bytes, None]:
+    """The raw body; a transport failure while reading it becomes `_BodyCut`, told apart
+    from the UpstreamErrors that adapters raise for in-stream error events."""
+    try:
+        async for raw in resp.aiter_raw():
+            yield raw
+    except UpstreamError:
+        raise _BodyCut from None
+
+
+async def _relay(run: Run, route: Route, resp: UpstreamResponse, state: StreamState,
+                 renderer: ChunkRenderer, pending: list[bytes], timer: asyncio.Timeout,
+                 started: float) -> None:
+    """Read the upstream body, normalise and publish it. `timer` is the first-token limit
+    until content starts, then the stall limit, re-armed on every read."""
+    decoder = SSEDecoder()
+    loop = asyncio.get_running_loop()
+    deadline = started + (run.job["deadline"] - time.time())
+    async with contextlib.aclosing(_body(resp)) as body:
+        async for raw in body:
+            await _publish(run, route, state, renderer, pending, started, decoder.feed(raw))
+            if state.done:
+                return
+            if renderer.content_started:
+                timer.reschedule(min(loop.time() + _quiet_limit(run, renderer), deadline))
+    await _publish(run, route, state, renderer, pending, started, decoder.flush())
+
+
+async def _publish(run: Run, route: Route, state: StreamState, renderer: ChunkRenderer,
+                   pending: list[bytes], started: float, events: Iterable[SSEEvent]) -> None:
+    """Normalise and publish one read's events. Whatever precedes an in-stream error event
+    is published before the error propagates: it is part of the answer either way, however
+    the bytes happened to be split into reads."""
+    out: list[bytes] = []
+    try:
+        for ev in events:
+            out.extend(b for c in route.adapter.parse_event(ev, state)
+                       if (b := renderer.render(c)))
+    except UpstreamError:
+        if out:
+            await _emit(run, route, renderer, pending, out, started)
+        raise
+    if out:
+        await _emit(run, route, renderer, pending, out, started)
+
+
+# Once the finish reason is in, the answer is complete: the upstream gets only a short grace
+# for the usage chunk and the terminator, not the whole stall timeout.
+FINISH_GRACE = 1.0  # finish reason seen, usage not yet
+TAIL_GRACE = 0.2  # finish reason and usage seen: only the terminator is missing
+
+
+def _finished(run: Run, renderer: ChunkRenderer) -> bool:
+    """The answer is complete even if the terminator never comes. With n > 1 one choice's
+    finish reason says nothing about the others, so only the terminator counts."""
+    return renderer.finish_reason is not None and run.job["body"].get("n") in (None, 1)
+
+
+def _quiet_limit(run: Run, renderer: ChunkRenderer) -> float:
+    """How long the upstream may stay silent from now on."""
+    if not _finished(run, renderer):
+        return run.stall_timeout
+    return min(run.stall_timeout, TAIL_GRACE if renderer.usage else FINISH_GRACE)
+
+
+def stream_cut(provider: str, before_content: bool, cause: str | None = None
+               ) -> UpstreamError:
+    """The upstream stream broke off (connection dropped mid-body, or the body ended with
+    neither terminator nor finish reason). Named the same either way, so a caller can tell
+    a cut answer from any other failure."""
+    why = f" ({cause})" if cause else ""
+    return UpstreamError(f"{provider}: the upstream stream ended before the answer was "
+                         f"complete{why}", status=502, disposition=Disposition.RETRY,
+                         code="upstream_stream_cut", before_content=before_content)
 
 
 async def _emit(run: Run, route: Route, renderer: ChunkRenderer, pending: list[bytes],

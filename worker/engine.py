@@ -11,7 +11,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import orjson
 
 from shared.catalog import Catalog
@@ -33,6 +32,7 @@ from worker.policy import (
 )
 from worker.publisher import Publisher
 from worker.routes import Route, expand, order_routes
+from worker.upstream import Upstream
 
 log = logging.getLogger("orbyt.worker.engine")
 
@@ -41,7 +41,7 @@ log = logging.getLogger("orbyt.worker.engine")
 class Deps:
     settings: Settings
     catalog: Catalog
-    client: httpx.AsyncClient
+    client: Upstream
     health: Health
     worker_id: str
     rand: random.Random = field(default_factory=random.Random)
@@ -144,6 +144,7 @@ async def _walk_route(run: Run, route: Route, index: int, deps: Deps, policy: Re
         if not route.byok and await _key_failed(route, key, err, deps):
             continue  # another pool key of this route, at once
         _record(deps, route, _outcome(err), None)
+        remaining = run.job["deadline"] - time.time()  # the attempt itself took time
         action = next_action(err, tries, remaining, policy, deps.rand.random)
         if action.step is Step.STOP:
             return "stop"

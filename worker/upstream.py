@@ -120,10 +120,16 @@ class _AiohttpResponse:
         return self._resp.headers
 
     async def aiter_raw(self) -> AsyncIterator[bytes]:
+        content = self._resp.content
         try:
-            async for chunk in self._resp.content.iter_any():
+            async for chunk in content.iter_any():
                 yield chunk
         except aiohttp.ClientError as exc:
+            # aiohttp raises a connection failure before handing out what it had already
+            # buffered: an answer cut after 40 tokens would lose the last ones received.
+            rest = _buffered(content)
+            if rest:
+                yield rest
             raise transport_error(exc, self._provider) from None
 
     async def aread(self) -> bytes:
@@ -131,6 +137,16 @@ class _AiohttpResponse:
             return await self._resp.read()
         except aiohttp.ClientError as exc:
             raise transport_error(exc, self._provider) from None
+
+
+def _buffered(content: aiohttp.StreamReader) -> bytes:
+    """Bytes received but not yet read (aiohttp has no public accessor once the stream
+    carries an exception)."""
+    read_nowait = getattr(content, "_read_nowait", None)
+    try:
+        return bytes(read_nowait(-1)) if read_nowait is not None else b""
+    except Exception:
+        return b""
 
 
 class Upstream:
