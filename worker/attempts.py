@@ -70,7 +70,7 @@ async def stream_attempt(run: Run, route: Route, target: Target, req: UpstreamRe
     adapter = route.adapter
     state = adapter.new_stream_state(run.job["body"], target)
     renderer = ChunkRenderer(run.completion_id, run.created, route.cand["model"],
-                             continuation=continuation)
+                             continuation=continuation, include_usage=run.job["include_usage"])
     loop = asyncio.get_running_loop()
     started = loop.time()
     pending: list[bytes] = []

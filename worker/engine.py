@@ -29,6 +29,7 @@ from worker.policy import (
     next_action,
     pick_key,
     skip_route,
+    stops_walk,
 )
 from worker.publisher import Publisher
 from worker.routes import Route, expand, order_routes
@@ -92,7 +93,8 @@ async def run_chat(job: ChatJob, pub: Publisher, deps: Deps, byok: dict[str, Sec
             return await _continue_or_fail(run, routes, index, deps, byok, errors)
         if errors and errors[-1][1].disposition is Disposition.CONTEXT:
             context_floor = route.info.context_window if route.info else context_floor
-        if outcome == "stop":
+        if outcome == "stop" and (errors[-1][1].disposition is not Disposition.FINAL
+                                  or stops_walk(errors[-1][1], errors[0][0] == index)):
             break
     if not errors:
         errors.append((0, UpstreamError("No route could serve this request.", status=503,

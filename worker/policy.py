@@ -57,13 +57,19 @@ def next_action(err: UpstreamError, tries: int, remaining: float, policy: RetryP
 
 
 def final_error(errors: Sequence[tuple[int, UpstreamError]]) -> UpstreamError:
-    """The most informative error of all attempts: a final refusal if any, else the
-    primary candidate's own failure (never a side effect of a later attempt).
-    `errors` holds (candidate index, error) in the order the attempts were made."""
+    """The most informative error of all attempts: the primary's own failure (the first
+    route attempted), never a side effect of a later attempt such as a fallback refusing a
+    parameter the primary accepted. `errors` holds (route index, error) in attempt order."""
     if not errors:
         raise ValueError("no attempts were made")
-    return min(errors, key=lambda item: (item[1].disposition is not Disposition.FINAL,
-                                         item[0]))[1]
+    first = errors[0][0]
+    return [err for index, err in errors if index == first][-1]
+
+
+def stops_walk(err: UpstreamError, primary: bool) -> bool:
+    """A final refusal ends the request when the primary gives it; from a fallback it says
+    only that this fallback cannot serve the request, so later ones are still tried."""
+    return err.disposition is Disposition.FINAL and primary
 
 
 def skip_route(breaker_state: str, last: bool) -> bool:

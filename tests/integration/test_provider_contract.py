@@ -1040,9 +1040,6 @@ def test_raw_sse_frames(name: str, gw: Gateway, fakes: dict[str, FakeServer]) ->
     assert frames[-1]["choices"] == [] and frames[-1]["usage"]["total_tokens"] > 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "worker/render.py can render it (ChunkRenderer(include_usage=True)); worker/attempts.py "
-    "stream_attempt must pass include_usage=run.job['include_usage'] to ChunkRenderer"))
 @pytest.mark.parametrize("name", ["anthropic", "mistral"])
 def test_chunks_carry_usage_null_when_usage_was_asked_for(
         name: str, gw: Gateway, fakes: dict[str, FakeServer]) -> None:

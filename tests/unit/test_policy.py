@@ -45,9 +45,22 @@ def test_final_errors_stop() -> None:
     assert next_action(err(Disposition.FINAL, 400), 0, 60, POLICY, lambda: 0.0).step is Step.STOP
 
 
-def test_final_error_prefers_a_refusal_then_the_primary() -> None:
+def test_final_error_is_the_primarys_own_failure() -> None:
     primary = err(Disposition.RETRY, 503)
     later = err(Disposition.FAILOVER, 504)
     assert final_error([(0, primary), (1, later)]) is primary
+    # a fallback refusing the request is a side effect, not the real failure
+    assert final_error([(0, primary), (1, err(Disposition.FINAL, 400))]) is primary
+    # the primary's own refusal is what the caller gets
     refusal = err(Disposition.FINAL, 400)
-    assert final_error([(0, primary), (1, refusal)]) is refusal
+    assert final_error([(0, refusal)]) is refusal
+    # the first route attempted is the primary, whatever its index (breaker skips)
+    retried = err(Disposition.RETRY, 429)
+    assert final_error([(2, primary), (2, retried), (3, later)]) is retried
+
+
+def test_a_final_refusal_stops_only_when_the_primary_gives_it() -> None:
+    from worker.policy import stops_walk
+    assert stops_walk(err(Disposition.FINAL, 400), primary=True)
+    assert not stops_walk(err(Disposition.FINAL, 400), primary=False)
+    assert not stops_walk(err(Disposition.RETRY, 503), primary=True)
