@@ -95,7 +95,7 @@ class Settings(BaseSettings):
     heartbeat_interval: float = 1.0
     heartbeat_timeout: float = 5.0  # API: no frame for this long mid-request -> error
     reply_queue_frames: int = 4096  # per-request bound; a client this far behind is dropped
-    worker_max_jobs: int = 500
+    worker_max_jobs: int = 2000
     worker_poll_delay: float = 0.25  # fallback poll; enqueue wakes workers at once
     # aiohttp relays streams at ~2x httpx's CPU efficiency here (bench/README.md); httpx
     # stays selectable and always serves the in-process mock provider

@@ -35,8 +35,12 @@ from worker.upstream import make_client
 log = logging.getLogger("orbyt.worker")
 
 
+def _type_name(obj: Any) -> str:
+    return type(obj).__name__  # arq's own failure results (e.g. JobExecutionFailed): name only
+
+
 def _dumps(obj: Any) -> bytes:
-    return orjson.dumps(obj)
+    return orjson.dumps(obj, default=_type_name)
 
 
 async def chat(ctx: dict[str, Any], job: ChatJob) -> None:
@@ -232,7 +236,7 @@ class WorkerSettings:
     keep_result = 0
     max_tries = 1
     log_results = False
-    max_jobs = 500
+    max_jobs = 2000
     poll_delay = 0.05
     job_serializer = _dumps
     job_deserializer = orjson.loads

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from shared import metrics
 from shared.catalog import Catalog
 from shared.contract import ChatJob
 from shared.errors import Disposition, OrbytError, UpstreamError
@@ -81,6 +82,7 @@ async def run_chat(job: ChatJob, pub: Publisher, deps: Deps, byok: dict[str, Sec
         probe = False
         if not route.byok and route.id in breakers:
             state = breakers[route.id].state(_now_ms())
+            metrics.BREAKER_OPEN.labels(route.id).set(0 if state == "closed" else 1)
             if skip_route(state, last):
                 if state == "open" or not await deps.health.claim_probe(route.id, _now_ms()):
                     continue
@@ -151,7 +153,9 @@ async def _walk_route(run: Run, route: Route, index: int, deps: Deps, policy: Re
         if action.step is Step.STOP:
             return "stop"
         if action.step is Step.NEXT:
+            metrics.FALLBACKS.labels(route.cand["provider"]).inc()
             return "next"
+        metrics.RETRIES.labels(route.cand["provider"]).inc()
         tries += 1
         await asyncio.sleep(action.delay)
 
@@ -172,6 +176,11 @@ def _outcome(err: UpstreamError) -> str:
 
 
 def _record(deps: Deps, route: Route, outcome: str, ttft_ms: float | None) -> None:
+    provider = route.cand["provider"]
+    metrics.WORKER_ATTEMPTS.labels(metrics.model_label(deps.catalog, route.cand["model"]),
+                                   provider, outcome).inc()
+    if ttft_ms is not None and outcome == "ok":
+        metrics.UPSTREAM_TTFT.labels(provider).observe(ttft_ms / 1000)
     if route.byok:  # a caller's key says nothing about the provider's health
         return
     deps.spawn(_safe(deps.health.record(route.id, outcome, ttft_ms, _now_ms())))
@@ -214,8 +223,10 @@ async def _key_failed(route: Route, key: Secret | None, err: UpstreamError, deps
         return False
     if err.disposition in (Disposition.AUTH, Disposition.QUOTA):
         await deps.health.disable_key(route.pool, key)
+        metrics.KEY_COOLDOWNS.labels(route.cand["provider"], "disabled").inc()
     elif err.status == 429:
         await deps.health.cool_key(route.pool, key, err.retry_after or 1.0)
+        metrics.KEY_COOLDOWNS.labels(route.cand["provider"], "rate_limited").inc()
     else:
         return False
     _, healthy = await deps.health.pool_status(route.pool, route.keys)
