@@ -67,6 +67,18 @@ class ReplyHub:
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
         self._connecting = asyncio.Lock()
+        self._out: list[bytes] = []  # commands of this loop iteration, written together
+
+    def _write(self, cmd: bytes) -> None:
+        if not self._out:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._out.append(cmd)
+
+    def _flush(self) -> None:
+        out, self._out = self._out, []
+        writer = self._writer
+        if out and writer is not None and not writer.is_closing():
+            writer.write(b"".join(out))
 
     @property
     def active(self) -> int:
@@ -90,7 +102,7 @@ class ReplyHub:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._confirm.setdefault(key, deque()).append(future)
         assert self._writer is not None
-        self._writer.write(command(b"SUBSCRIBE", key))
+        self._write(command(b"SUBSCRIBE", key))
         try:
             async with asyncio.timeout(timeout):
                 await future
@@ -104,7 +116,7 @@ class ReplyHub:
             del self._subs[sub.channel]
             writer = self._writer
             if writer is not None and not writer.is_closing():
-                writer.write(command(b"UNSUBSCRIBE", sub.channel))
+                self._write(command(b"UNSUBSCRIBE", sub.channel))
 
     async def _read(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         parser = hiredis.Reader()
@@ -139,6 +151,7 @@ class ReplyHub:
     def _lost(self, writer: asyncio.StreamWriter) -> None:
         if self._writer is writer:
             self._writer = None
+            self._out.clear()
         with contextlib.suppress(Exception):
             writer.close()
         for sub in self._subs.values():

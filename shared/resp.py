@@ -39,50 +39,63 @@ async def open_connection(url: str) -> tuple[asyncio.StreamReader, asyncio.Strea
     return reader, writer
 
 
+class _PubConn:
+    """One connection's state: commands queued this loop iteration, replies awaited."""
+
+    __slots__ = ("out", "pending", "writer")
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self.pending: deque[asyncio.Future[int]] = deque()
+        self.out: list[bytes] = []
+
+    def flush(self) -> None:
+        """One socket write for every PUBLISH of the loop iteration (order kept)."""
+        out, self.out = self.out, []
+        if not self.writer.is_closing():
+            self.writer.write(b"".join(out))
+
+    def fail_all(self, error: BaseException) -> None:
+        while self.pending:
+            future = self.pending.popleft()
+            if not future.done():
+                future.set_exception(error)
+
+
 class PipelinedPublisher:
     """PUBLISH over one connection without waiting for each reply before the next write:
-    replies arrive in order and resolve futures FIFO. Reconnects lazily after a failure."""
+    replies arrive in order and resolve futures FIFO. Reconnects lazily after a failure;
+    a connection's unanswered publishes fail with it."""
 
     def __init__(self, url: str) -> None:
         self._url = url
-        self._writer: asyncio.StreamWriter | None = None
-        self._pending: deque[asyncio.Future[int]] = deque()
-        self._out: list[bytes] = []  # commands written in this loop iteration, sent together
+        self._conn: _PubConn | None = None
         self._reader_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
-    async def _ensure(self) -> asyncio.StreamWriter:
-        if self._writer is not None and not self._writer.is_closing():
-            return self._writer
+    async def connection(self) -> _PubConn:
+        conn = self._conn
+        if conn is not None and not conn.writer.is_closing():
+            return conn
         async with self._lock:
-            if self._writer is None or self._writer.is_closing():
+            if self._conn is None or self._conn.writer.is_closing():
                 reader, writer = await open_connection(self._url)
-                self._writer = writer
-                self._reader_task = asyncio.create_task(self._read(reader, writer))
-            return self._writer
+                self._conn = _PubConn(writer)
+                self._reader_task = asyncio.create_task(self._read(reader, self._conn))
+            return self._conn
 
-    def publish_nowait(self, writer: asyncio.StreamWriter, channel: bytes, payload: bytes
-                       ) -> asyncio.Future[int]:
-        """Write now (callers keep their own order), reply later."""
+    @staticmethod
+    def publish_nowait(conn: _PubConn, channel: bytes, payload: bytes) -> asyncio.Future[int]:
+        """Queue now (callers keep their own order), written this loop iteration."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
-        self._pending.append(future)
-        if not self._out:
-            loop.call_soon(self._flush, writer)
-        self._out.append(command(b"PUBLISH", channel, payload))
+        conn.pending.append(future)
+        if not conn.out:
+            loop.call_soon(conn.flush)
+        conn.out.append(command(b"PUBLISH", channel, payload))
         return future
 
-    def _flush(self, writer: asyncio.StreamWriter) -> None:
-        """One socket write for every PUBLISH of the loop iteration (order kept)."""
-        out, self._out = self._out, []
-        if writer.is_closing():
-            return  # the reader task fails the pending futures
-        writer.write(b"".join(out))
-
-    async def writer(self) -> asyncio.StreamWriter:
-        return await self._ensure()
-
-    async def _read(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _read(self, reader: asyncio.StreamReader, conn: _PubConn) -> None:
         parser = hiredis.Reader()
         error: BaseException = ConnectionError("Redis publisher connection closed")
         try:
@@ -92,27 +105,25 @@ class PipelinedPublisher:
                     break
                 parser.feed(data)
                 while (reply := parser.gets()) is not False:
-                    future = self._pending.popleft()
-                    if not future.done():
-                        if isinstance(reply, hiredis.ReplyError):
-                            future.set_exception(ConnectionError(str(reply)))
-                        else:
-                            future.set_result(int(reply))
+                    future = conn.pending.popleft()
+                    if future.done():
+                        continue
+                    if isinstance(reply, hiredis.ReplyError):
+                        future.set_exception(ConnectionError(str(reply)))
+                    else:
+                        future.set_result(int(reply))
         except (OSError, hiredis.ProtocolError) as exc:
             error = ConnectionError(f"Redis publisher connection failed: {type(exc).__name__}")
         finally:
-            if self._writer is writer:
-                self._writer = None
+            if self._conn is conn:
+                self._conn = None
             with contextlib.suppress(Exception):
-                writer.close()
-            while self._pending:
-                future = self._pending.popleft()
-                if not future.done():
-                    future.set_exception(error)
+                conn.writer.close()
+            conn.fail_all(error)
 
     async def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
+        if self._conn is not None:
+            self._conn.writer.close()
         if self._reader_task is not None:
             self._reader_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

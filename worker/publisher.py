@@ -34,14 +34,14 @@ class Publisher:
         self.gone = False
 
     async def _send(self, kind: bytes, meta: dict[str, Any] | None, payload: bytes) -> None:
-        writer = await self._conn.writer()
+        conn = await self._conn.connection()
         if self.closed:
             return
         # numbering and writing happen with no await in between: frames leave in seq order
         frame = encode_frame(kind, self._seq, meta, payload)
         self._seq += 1
         self._last = asyncio.get_running_loop().time()
-        receivers = await self._conn.publish_nowait(writer, self._channel, frame)
+        receivers = await self._conn.publish_nowait(conn, self._channel, frame)
         if receivers == 0:
             self.gone = True
             raise ReplyGone(self._channel)
