@@ -16,7 +16,7 @@ from arq.constants import in_progress_key_prefix
 from arq.utils import timestamp_ms
 from arq.worker import Worker, func
 from prometheus_client import start_http_server
-from redis.exceptions import RedisError, ResponseError, WatchError
+from redis.exceptions import RedisError
 
 from shared import metrics
 from shared.catalog import default_catalog
@@ -100,19 +100,38 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         await ctx["publisher"].close()
 
 
+# KEYS: queue. ARGV: now_ms, limit, in-progress PX ms, in-progress key prefix.
+# Returns [job_id, score, ...] of the jobs this worker now owns.
+_CLAIM = """
+local ready = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES',
+                         'LIMIT', 0, tonumber(ARGV[2]))
+local out = {}
+for i = 1, #ready, 2 do
+  if redis.call('SET', ARGV[4] .. ready[i], '1', 'NX', 'PX', tonumber(ARGV[3])) then
+    redis.call('ZREM', KEYS[1], ready[i])
+    out[#out + 1] = ready[i]
+    out[#out + 1] = ready[i + 1]
+  end
+end
+return out
+"""
+
+
 class OrbytWorker(Worker):
     """arq's worker, with two changes the design needs:
 
     - it wakes on a pub/sub message published with every enqueue (and still polls every
       `poll_delay` as a fallback), so pickup costs milliseconds, not arq's 0.5 s;
-    - a job is removed from the queue sorted set in the same transaction that marks it
-      in progress, so running jobs are never re-scanned and can never be re-run.
+    - jobs are claimed by one Lua call per poll that marks them in progress and removes
+      them from the queue sorted set atomically, so running jobs are never re-scanned and
+      can never be re-run, and pick-up costs one round trip, not four per job.
     """
 
     def __init__(self, *args: Any, settings: Settings, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.settings = settings
         self._wake = asyncio.Event()
+        self._claim: Any = None
 
     async def main(self) -> None:
         if self._pool is None:
@@ -121,6 +140,7 @@ class OrbytWorker(Worker):
                 job_deserializer=self.job_deserializer, default_queue_name=self.queue_name)
         self.ctx["redis"] = self.pool
         self.ctx["settings"] = self.settings
+        self._claim = self.pool.register_script(_CLAIM)
         self.ctx["running"] = {}
         if self.on_startup:
             await self.on_startup(self.ctx)
@@ -168,36 +188,32 @@ class OrbytWorker(Worker):
         if task is not None and not task.done():
             task.cancel()
 
-    async def start_jobs(self, job_ids: list[bytes]) -> None:
-        # arq's own start_jobs, plus ZREM of the job id inside the same MULTI.
-        for job_id_b in job_ids:
-            await self.sem.acquire()
-            if self.job_counter >= self.max_jobs:
-                self.sem.release()
-                return None
-            self.job_counter += 1
-            job_id = job_id_b.decode()
-            in_progress_key = in_progress_key_prefix + job_id
-            async with self.pool.pipeline(transaction=True) as pipe:
-                await pipe.watch(in_progress_key)
-                ongoing_exists = await pipe.exists(in_progress_key)
-                score = await pipe.zscore(self.queue_name, job_id)
-                if ongoing_exists or not score or score > timestamp_ms():
-                    self.job_counter -= 1
-                    self.sem.release()
-                    continue
-                pipe.multi()  # type: ignore[no-untyped-call]
-                pipe.psetex(in_progress_key, int(self.in_progress_timeout_s * 1000), b"1")
-                pipe.zrem(self.queue_name, job_id)
-                try:
-                    await pipe.execute()
-                except (ResponseError, WatchError):
-                    self.job_counter -= 1
-                    self.sem.release()
-                else:
-                    t = self.loop.create_task(self.run_job(job_id, int(score)))
-                    t.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
-                    self.tasks[job_id] = t
+    async def _poll_iteration(self) -> None:
+        """arq's poll, with the pick-up done by one Lua call that claims every ready job
+        (in-progress marker set and job removed from the queue, atomically) instead of
+        arq's four round trips per job."""
+        free = self.max_jobs - self.job_counter
+        if self.allow_pick_jobs and free > 0:
+            claimed = await self._claim(
+                keys=[self.queue_name],
+                args=[timestamp_ms(), min(free, self.queue_read_limit),
+                      int(self.in_progress_timeout_s * 1000), in_progress_key_prefix])
+            for i in range(0, len(claimed), 2):
+                self._start(claimed[i].decode(), int(float(claimed[i + 1])))
+        for job_id, t in list(self.tasks.items()):
+            if t.done():
+                del self.tasks[job_id]
+                t.result()  # surface errors of arq's own bookkeeping
+        await self.heart_beat()
+
+    def _start(self, job_id: str, score: int) -> None:
+        self.job_counter += 1
+        task = self.loop.create_task(self.run_job(job_id, score))
+        task.add_done_callback(lambda _: self._job_finished())
+        self.tasks[job_id] = task
+
+    def _job_finished(self) -> None:
+        self.job_counter -= 1
 
 
 def build_worker(settings: Settings | None = None, *, burst: bool = False,

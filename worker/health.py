@@ -11,7 +11,9 @@ Keys (no secret in any of them; pool keys appear only as a short SHA-256 prefix)
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -78,13 +80,16 @@ class BreakerView:
 
 
 class Health:
-    def __init__(self, redis: Redis, threshold: int, cooldown: float, alpha: float = 0.3
-                 ) -> None:
+    def __init__(self, redis: Redis, threshold: int, cooldown: float, alpha: float = 0.3,
+                 flush_interval: float = 0.2) -> None:
         self._redis = redis
         self._threshold = threshold
         self._cooldown_ms = int(cooldown * 1000)
         self._alpha = alpha
         self._record = redis.register_script(_RECORD)
+        self._ok: dict[str, tuple[int, float, int]] = {}  # route -> (count, ttft sum, n)
+        self._flusher: asyncio.Task[None] | None = None
+        self._flush_interval = flush_interval
         self._claim = redis.register_script(_CLAIM_PROBE)
 
     async def breakers(self, routes: Sequence[str]) -> dict[str, BreakerView]:
@@ -107,6 +112,32 @@ class Health:
                                       args=[now_ms, self._cooldown_ms]))
 
     async def record(self, route: str, outcome: str, ttft_ms: float | None, now_ms: int) -> None:
+        """Failures are written at once (breakers must see them); successes are folded per
+        route and written every `flush_interval` (one EWMA step with their mean TTFT), so a
+        healthy route costs no Redis call per request."""
+        if outcome != "ok":
+            folded = self._ok.pop(route, None)
+            if folded is not None:  # keep the order: earlier successes first
+                _, ttft_sum, ttft_n = folded
+                await self._write(route, "ok", ttft_sum / ttft_n if ttft_n else None, now_ms)
+            await self._write(route, outcome, ttft_ms, now_ms)
+            return
+        count, ttft_sum, ttft_n = self._ok.get(route, (0, 0.0, 0))
+        if ttft_ms is not None:
+            ttft_sum, ttft_n = ttft_sum + ttft_ms, ttft_n + 1
+        self._ok[route] = (count + 1, ttft_sum, ttft_n)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_later())
+
+    async def _flush_later(self) -> None:
+        await asyncio.sleep(self._flush_interval)
+        pending, self._ok = self._ok, {}
+        now_ms = int(time.time() * 1000)
+        for route, (_, ttft_sum, ttft_n) in pending.items():
+            await self._write(route, "ok", ttft_sum / ttft_n if ttft_n else None, now_ms)
+
+    async def _write(self, route: str, outcome: str, ttft_ms: float | None, now_ms: int
+                     ) -> None:
         await self._record(keys=[f"orbyt:cb:{route}", f"orbyt:stats:{route}"],
                            args=[outcome, -1 if ttft_ms is None else round(ttft_ms, 1),
                                  now_ms, self._threshold, self._cooldown_ms, self._alpha])
