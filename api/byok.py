@@ -25,9 +25,16 @@ def byok_map(extra: Extra, plan: list[Candidate]) -> dict[str, str]:
     return keys
 
 
-async def park_byok(redis: Redis, settings: Settings, rid: str, keys: dict[str, str]) -> None:
+def seal_sidecar(settings: Settings, rid: str, keys: dict[str, str]) -> tuple[str, bytes, int]:
+    """(side-car key, sealed blob, TTL ms): written with the job, before it can be picked."""
     if not settings.secret_key:
         raise ServiceUnavailable("BYOK is not enabled on this gateway (ORBYT_SECRET_KEY is "
                                  "not set).", code="byok_disabled")
     blob = seal(keys, settings.secret_key.get_secret_value(), rid)
-    await redis.set(byok_key(rid), blob, px=int(settings.byok_ttl * 1000))
+    return byok_key(rid), blob, int(settings.byok_ttl * 1000)
+
+
+async def park_byok(redis: Redis, settings: Settings, rid: str, keys: dict[str, str]) -> None:
+    """Write the sealed side-car on its own (the chat route writes it inside the enqueue)."""
+    key, blob, ttl_ms = seal_sidecar(settings, rid, keys)
+    await redis.set(key, blob, px=ttl_ms)

@@ -11,13 +11,16 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
-from api import errors, metrics
+from api import errors
+from api import metrics as metrics_route
 from api.auth import Authenticator
 from api.middleware import SecurityHeaders
 from api.replies import ReplyHub
 from api.routes import admin, chat, health, models
 from api.state import AppState
+from shared import metrics
 from shared.catalog import load_catalog
+from shared.resp import PipelinedConnection
 from shared.settings import Settings, get_settings
 from shared.usage import UsageBuffer
 
@@ -42,16 +45,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         hub = ReplyHub(settings.redis_url, settings.reply_queue_frames)
         catalog = load_catalog(settings.catalog_path)
         usage = UsageBuffer(redis, catalog)
+        fast = PipelinedConnection(settings.redis_url)
         app.state.orbyt = AppState(settings=settings, catalog=catalog, redis=redis, hub=hub,
-                                   auth=Authenticator(settings, redis), usage=usage)
+                                   auth=Authenticator(settings, redis), usage=usage, fast=fast)
         flusher = asyncio.create_task(_flush_usage(usage, settings.usage_flush_interval))
+        lag = asyncio.create_task(metrics.watch_loop_lag())
         try:
             yield
         finally:
             flusher.cancel()
+            lag.cancel()
             with contextlib.suppress(Exception):
                 await usage.flush()
             await hub.close()
+            await fast.close()
             await redis.aclose()
 
     app = FastAPI(title="Orbyt", version="0.1.0", lifespan=lifespan,
@@ -62,5 +69,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(models.router)
     app.include_router(health.router)
     app.include_router(admin.router)
-    app.include_router(metrics.router)
+    app.include_router(metrics_route.router)
     return app

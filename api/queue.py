@@ -22,16 +22,31 @@ from shared.contract import (
     cancel_key,
     wake_channel,
 )
+from shared.resp import PipelinedConnection, command, reply_error
 
 
-async def enqueue(redis: Redis, queue: str, job: ChatJob, expires: float) -> None:
+async def enqueue(fast: PipelinedConnection, queue: str, job: ChatJob, expires: float,
+                  sidecar: tuple[str, bytes, int] | None = None) -> None:
+    """One MULTI on the API's pipelined connection: the BYOK side-car (if any) is written
+    before the job can exist, then the job, its queue entry and the wake-up."""
     now_ms = int(time.time() * 1000)
     data = serialize_job(JOB_FUNCTION, (job,), {}, 1, now_ms, serializer=orjson.dumps)
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.psetex(ARQ_JOB_PREFIX + job["rid"], int(expires * 1000) + 1000, data)
-        pipe.zadd(queue, {job["rid"]: now_ms})
-        pipe.publish(wake_channel(queue), b"1")
-        await pipe.execute()
+    rid = job["rid"].encode()
+    commands = [command(b"MULTI")]
+    if sidecar is not None:
+        key, blob, ttl_ms = sidecar
+        commands.append(command(b"SET", key.encode(), blob, b"PX", b"%d" % ttl_ms))
+    commands += [
+        command(b"SET", ARQ_JOB_PREFIX.encode() + rid, data, b"PX",
+                b"%d" % (int(expires * 1000) + 1000)),
+        command(b"ZADD", queue.encode(), b"%d" % now_ms, rid),
+        command(b"PUBLISH", wake_channel(queue).encode(), b"1"),
+        command(b"EXEC"),
+    ]
+    replies = await fast.execute(*commands)
+    problem = reply_error(replies)
+    if problem:
+        raise ConnectionError(f"enqueue failed: {problem}")
 
 
 async def withdraw(redis: Redis, queue: str, rid: str) -> bool:

@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from api.auth import Authenticator
 from api.replies import ReplyHub
 from shared.catalog import Catalog
+from shared.resp import PipelinedConnection
 from shared.settings import Settings
 from shared.usage import UsageBuffer
 
@@ -23,6 +24,7 @@ class AppState:
     hub: ReplyHub
     auth: Authenticator
     usage: UsageBuffer
+    fast: PipelinedConnection  # hot-path commands (enqueue)
     background: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def spawn(self, coro: Any) -> None:

@@ -17,12 +17,12 @@ _NOT_INFERENCE = [
     ("anthropic", re.compile(r"^sk-ant-(admin01|oat01)-"), "an Anthropic admin or OAuth token"),
     ("openai", re.compile(r"^sk-admin-"), "an OpenAI admin key"),
 ]
-_PRINTABLE = re.compile(r"^[\x21-\x7e]{8,512}$")
+_PRINTABLE = re.compile(r"[\x21-\x7e]{8,512}")  # fullmatch: `$` would let "key\n" pass
 
 
 def key_shape_problem(provider: str, key: str) -> str | None:
     """None if the key may belong to `provider`; else why it cannot (without the key)."""
-    if not _PRINTABLE.match(key):
+    if not _PRINTABLE.fullmatch(key):
         return "must be 8 to 512 printable characters without spaces"
     for _owner, pattern, what in _NOT_INFERENCE:
         if pattern.match(key):

@@ -18,12 +18,16 @@ import orjson
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "orbyt_request_id", default=None)
 
+# Between a header's name and its value: `name: v`, `name=v`, `'name': 'v'` (dict reprs,
+# JSON) or `(b'name', b'v')` (header tuples, as httpcore and h11 show them).
+_SEP = r"""(?:['"]?\s*[:=]\s*['"]?|['"]\s*,\s*b?['"])"""
+
 _PATTERNS = [
     # header forms: Authorization: Bearer x / x-api-key: x / x-goog-api-key: x
-    (re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?(?:bearer|basic)?\s*)[^\s'\",}]+"),
+    (re.compile(r"(?i)(authorization" + _SEP + r"(?:bearer|basic)?\s*)[^\s'\",})]+"),
      r"\1***"),
-    (re.compile(r"(?i)((?:x-api-key|x-goog-api-key|api[_-]?key)['\"]?\s*[:=]\s*['\"]?)"
-                r"[^\s'\",}]+"), r"\1***"),
+    (re.compile(r"(?i)((?:x-api-key|x-goog-api-key|api[_-]?key)" + _SEP + r")[^\s'\",})]+"),
+     r"\1***"),
     (re.compile(r"(?i)([?&]key=)[^&\s'\"]+"), r"\1***"),
     (re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{8,}"), "Bearer ***"),
     # key shapes: OpenAI/DeepSeek/Anthropic/Orbyt sk-…, Google AIza…/AQ.…
@@ -73,8 +77,8 @@ class JsonFormatter(logging.Formatter):
         for field in ("event", "model", "provider", "status", "attempts", "latency_ms",
                       "key_source", "key_id"):
             value = getattr(record, field, None)
-            if value is not None:
-                out[field] = value
+            if value is not None:  # `extra` fields bypass the record factory: redact here
+                out[field] = redact(value) if isinstance(value, str) else value
         if record.exc_text:
             out["exc"] = record.exc_text
         return orjson.dumps(out).decode()

@@ -5,6 +5,8 @@ a key, can reach a label."""
 
 from __future__ import annotations
 
+import asyncio
+
 from prometheus_client import Counter, Gauge, Histogram
 
 from shared.catalog import Catalog
@@ -21,6 +23,8 @@ TTFT_SECONDS = Histogram("orbyt_ttft_seconds", "Time to first content frame (str
                          ["provider"], buckets=LATENCY_BUCKETS)
 PICKUP_SECONDS = Histogram("orbyt_pickup_seconds", "Enqueue to worker start",
                            buckets=FAST_BUCKETS)
+ENQUEUE_SECONDS = Histogram("orbyt_enqueue_seconds", "Subscribe + enqueue, API side",
+                            buckets=FAST_BUCKETS)
 ACTIVE_STREAMS = Gauge("orbyt_active_streams", "Streams being relayed by this API process")
 QUEUE_DEPTH = Gauge("orbyt_queue_depth", "Jobs waiting in the chat queue")
 ATTEMPTS = Counter("orbyt_request_attempts_total", "Provider attempts of finished requests",
@@ -35,9 +39,25 @@ BREAKER_OPEN = Gauge("orbyt_breaker_open", "1 while a route's breaker is seen op
                      ["route"])
 KEY_COOLDOWNS = Counter("orbyt_pool_key_cooldowns_total", "Pool keys cooled down or disabled",
                         ["provider", "reason"])
+WORKER_PICKUP = Histogram("orbyt_worker_pickup_seconds", "Enqueue to job start, worker side",
+                          buckets=FAST_BUCKETS)
 ACTIVE_JOBS = Gauge("orbyt_worker_active_jobs", "Jobs running in this worker")
 UPSTREAM_TTFT = Histogram("orbyt_upstream_ttft_seconds", "Upstream time to first token",
                           ["provider"], buckets=LATENCY_BUCKETS)
+
+
+LOOP_LAG = Histogram("orbyt_event_loop_lag_seconds", "How late a 100 ms timer fires",
+                     buckets=FAST_BUCKETS)
+
+
+async def watch_loop_lag(interval: float = 0.1) -> None:
+    """Event-loop lag, sampled ten times a second: the first thing to read when latency
+    grows under load but CPU does not."""
+    loop = asyncio.get_running_loop()
+    while True:
+        started = loop.time()
+        await asyncio.sleep(interval)
+        LOOP_LAG.observe(max(0.0, loop.time() - started - interval))
 
 
 def model_label(catalog: Catalog, model: str) -> str:

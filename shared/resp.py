@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import ssl
 from collections import deque
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 import hiredis
@@ -21,7 +22,8 @@ def command(*parts: bytes) -> bytes:
 
 
 async def open_connection(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Connect (TLS for rediss://) and authenticate from the URL's credentials."""
+    """Connect (TLS for rediss://), authenticate from the URL's credentials and select the
+    URL's database (`/N`)."""
     parsed = urlparse(url)
     context = ssl.create_default_context() if parsed.scheme == "rediss" else None
     reader, writer = await asyncio.open_connection(
@@ -36,68 +38,90 @@ async def open_connection(url: str) -> tuple[asyncio.StreamReader, asyncio.Strea
         if not line.startswith(b"+OK"):
             writer.close()
             raise ConnectionError("Redis rejected AUTH")
+    db = parsed.path.lstrip("/")
+    if db and db != "0":
+        writer.write(command(b"SELECT", db.encode()))
+        line = await reader.readline()
+        if not line.startswith(b"+OK"):
+            writer.close()
+            raise ConnectionError(f"Redis rejected SELECT {db}")
     return reader, writer
 
 
-class _PubConn:
-    """One connection's state: commands queued this loop iteration, replies awaited."""
+class _Batch:
+    __slots__ = ("future", "left", "replies")
+
+    def __init__(self, future: asyncio.Future[list[Any]], count: int) -> None:
+        self.future = future
+        self.left = count
+        self.replies: list[Any] = []
+
+
+class _Conn:
+    """One connection's state: commands queued this loop iteration, batches awaiting
+    their replies (Redis answers in order)."""
 
     __slots__ = ("out", "pending", "writer")
 
     def __init__(self, writer: asyncio.StreamWriter) -> None:
         self.writer = writer
-        self.pending: deque[asyncio.Future[int]] = deque()
+        self.pending: deque[_Batch] = deque()
         self.out: list[bytes] = []
 
     def flush(self) -> None:
-        """One socket write for every PUBLISH of the loop iteration (order kept)."""
+        """One socket write for every command of the loop iteration (order kept)."""
         out, self.out = self.out, []
         if not self.writer.is_closing():
             self.writer.write(b"".join(out))
 
     def fail_all(self, error: BaseException) -> None:
         while self.pending:
-            future = self.pending.popleft()
+            future = self.pending.popleft().future
             if not future.done():
                 future.set_exception(error)
 
 
-class PipelinedPublisher:
-    """PUBLISH over one connection without waiting for each reply before the next write:
-    replies arrive in order and resolve futures FIFO. Reconnects lazily after a failure;
-    a connection's unanswered publishes fail with it."""
+class PipelinedConnection:
+    """Commands over one connection without waiting for each reply before the next write:
+    each call queues a batch of commands (written together with everything else of this
+    loop iteration) and gets a future of the batch's replies. Hot-path commands only
+    (PUBLISH, the enqueue transaction, cleanup DELs); reconnects lazily after a failure,
+    and a connection's unanswered batches fail with it."""
 
     def __init__(self, url: str) -> None:
         self._url = url
-        self._conn: _PubConn | None = None
+        self._conn: _Conn | None = None
         self._reader_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
-    async def connection(self) -> _PubConn:
+    async def connection(self) -> _Conn:
         conn = self._conn
         if conn is not None and not conn.writer.is_closing():
             return conn
         async with self._lock:
             if self._conn is None or self._conn.writer.is_closing():
                 reader, writer = await open_connection(self._url)
-                self._conn = _PubConn(writer)
+                self._conn = _Conn(writer)
                 self._reader_task = asyncio.create_task(self._read(reader, self._conn))
             return self._conn
 
     @staticmethod
-    def publish_nowait(conn: _PubConn, channel: bytes, payload: bytes) -> asyncio.Future[int]:
-        """Queue now (callers keep their own order), written this loop iteration."""
+    def send(conn: _Conn, *commands: bytes) -> asyncio.Future[list[Any]]:
+        """Queue encoded commands now (callers keep their own order); replies later."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[int] = loop.create_future()
-        conn.pending.append(future)
+        future: asyncio.Future[list[Any]] = loop.create_future()
+        conn.pending.append(_Batch(future, len(commands)))
         if not conn.out:
             loop.call_soon(conn.flush)
-        conn.out.append(command(b"PUBLISH", channel, payload))
+        conn.out.extend(commands)
         return future
 
-    async def _read(self, reader: asyncio.StreamReader, conn: _PubConn) -> None:
+    async def execute(self, *commands: bytes) -> list[Any]:
+        return await self.send(await self.connection(), *commands)
+
+    async def _read(self, reader: asyncio.StreamReader, conn: _Conn) -> None:
         parser = hiredis.Reader()
-        error: BaseException = ConnectionError("Redis publisher connection closed")
+        error: BaseException = ConnectionError("Redis connection closed")
         try:
             while True:
                 data = await reader.read(65536)
@@ -105,15 +129,15 @@ class PipelinedPublisher:
                     break
                 parser.feed(data)
                 while (reply := parser.gets()) is not False:
-                    future = conn.pending.popleft()
-                    if future.done():
-                        continue
-                    if isinstance(reply, hiredis.ReplyError):
-                        future.set_exception(ConnectionError(str(reply)))
-                    else:
-                        future.set_result(int(reply))
+                    batch = conn.pending[0]
+                    batch.replies.append(reply)
+                    batch.left -= 1
+                    if batch.left == 0:
+                        conn.pending.popleft()
+                        if not batch.future.done():
+                            batch.future.set_result(batch.replies)
         except (OSError, hiredis.ProtocolError) as exc:
-            error = ConnectionError(f"Redis publisher connection failed: {type(exc).__name__}")
+            error = ConnectionError(f"Redis connection failed: {type(exc).__name__}")
         finally:
             if self._conn is conn:
                 self._conn = None
@@ -128,3 +152,29 @@ class PipelinedPublisher:
             self._reader_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._reader_task
+
+
+def _retrieve(future: asyncio.Future[list[Any]]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def send_and_forget(conn: _Conn, *commands: bytes) -> None:
+    """Queue commands whose replies nobody needs (a lost reply is not worth a warning)."""
+    PipelinedConnection.send(conn, *commands).add_done_callback(_retrieve)
+
+
+def publish(conn: _Conn, channel: bytes, payload: bytes) -> asyncio.Future[list[Any]]:
+    return PipelinedConnection.send(conn, command(b"PUBLISH", channel, payload))
+
+
+def reply_error(replies: list[Any]) -> str | None:
+    """The first error among a batch's replies (a MULTI's EXEC carries its own)."""
+    for reply in replies:
+        if isinstance(reply, hiredis.ReplyError):
+            return str(reply)
+        if isinstance(reply, list):
+            nested = reply_error(reply)
+            if nested:
+                return nested
+    return None

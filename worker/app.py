@@ -8,11 +8,13 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from typing import Any, ClassVar
 
 import orjson
 from arq.connections import ArqRedis, RedisSettings, create_pool
-from arq.constants import in_progress_key_prefix
+from arq.constants import in_progress_key_prefix, job_key_prefix
+from arq.jobs import deserialize_job_raw
 from arq.utils import timestamp_ms
 from arq.worker import Worker, func
 from prometheus_client import start_http_server
@@ -23,7 +25,7 @@ from shared.catalog import default_catalog
 from shared.contract import CANCEL_CHANNEL, JOB_FUNCTION, ChatJob, wake_channel
 from shared.errors import OrbytError, ServiceUnavailable
 from shared.logs import request_id_var
-from shared.resp import PipelinedPublisher
+from shared.resp import PipelinedConnection, command, send_and_forget
 from shared.secret import Secret
 from shared.settings import Settings, get_settings
 from worker.byok import take_byok
@@ -51,6 +53,7 @@ async def chat(ctx: dict[str, Any], job: ChatJob) -> None:
     assert task is not None
     running[job["rid"]] = task
     request_id_var.set(job["rid"])
+    metrics.WORKER_PICKUP.observe(max(0.0, time.time() - ctx["enqueued_ms"] / 1000))
     pub = Publisher(ctx["publisher"], job["channel"], deps.settings.heartbeat_interval, task)
     byok: dict[str, Secret] = {}
     metrics.ACTIVE_JOBS.inc()
@@ -85,7 +88,7 @@ async def startup(ctx: dict[str, Any]) -> None:
             log.warning("worker metrics port %d unavailable (%s)", settings.worker_metrics_port,
                         exc.strerror)
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
-    ctx["publisher"] = PipelinedPublisher(settings.redis_url)
+    ctx["publisher"] = PipelinedConnection(settings.redis_url)
     health = Health(ctx["redis"], settings.breaker_failures, settings.breaker_cooldown)
     ctx["deps"] = Deps(settings=settings, catalog=default_catalog(),
                        client=make_client(settings), health=health, worker_id=worker_id)
@@ -100,17 +103,24 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         await ctx["publisher"].close()
 
 
-# KEYS: queue. ARGV: now_ms, limit, in-progress PX ms, in-progress key prefix.
-# Returns [job_id, score, ...] of the jobs this worker now owns.
+# KEYS: queue. ARGV: now_ms, limit, in-progress PX ms, in-progress key prefix, job prefix.
+# Returns [job_id, job data, ...] of the jobs this worker now owns. A job whose data is
+# gone (withdrawn by the API after the pickup timeout, or expired) is dropped here.
 _CLAIM = """
-local ready = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES',
-                         'LIMIT', 0, tonumber(ARGV[2]))
+local ready = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0,
+                         tonumber(ARGV[2]))
 local out = {}
-for i = 1, #ready, 2 do
-  if redis.call('SET', ARGV[4] .. ready[i], '1', 'NX', 'PX', tonumber(ARGV[3])) then
-    redis.call('ZREM', KEYS[1], ready[i])
-    out[#out + 1] = ready[i]
-    out[#out + 1] = ready[i + 1]
+for i = 1, #ready do
+  local id = ready[i]
+  redis.call('ZREM', KEYS[1], id)
+  if redis.call('SET', ARGV[4] .. id, '1', 'NX', 'PX', tonumber(ARGV[3])) then
+    local data = redis.call('GET', ARGV[5] .. id)
+    if data then
+      out[#out + 1] = id
+      out[#out + 1] = data
+    else
+      redis.call('DEL', ARGV[4] .. id)
+    end
   end
 end
 return out
@@ -145,6 +155,7 @@ class OrbytWorker(Worker):
         if self.on_startup:
             await self.on_startup(self.ctx)
         listener = asyncio.create_task(self._listen(self.pool))
+        lag = asyncio.create_task(metrics.watch_loop_lag())
         log.info("worker ready on queue %s (max_jobs=%d)", self.queue_name, self.max_jobs)
         try:
             while True:
@@ -161,6 +172,7 @@ class OrbytWorker(Worker):
                 self._wake.clear()
         finally:
             listener.cancel()
+            lag.cancel()
 
     async def _listen(self, pool: ArqRedis) -> None:
         """Wake-ups and cancellations, on one pub/sub connection; reconnects on failure."""
@@ -190,30 +202,54 @@ class OrbytWorker(Worker):
 
     async def _poll_iteration(self) -> None:
         """arq's poll, with the pick-up done by one Lua call that claims every ready job
-        (in-progress marker set and job removed from the queue, atomically) instead of
-        arq's four round trips per job."""
+        (in-progress marker set, job removed from the queue and its data read, atomically)
+        instead of arq's six round trips per job."""
         free = self.max_jobs - self.job_counter
         if self.allow_pick_jobs and free > 0:
             claimed = await self._claim(
                 keys=[self.queue_name],
                 args=[timestamp_ms(), min(free, self.queue_read_limit),
-                      int(self.in_progress_timeout_s * 1000), in_progress_key_prefix])
+                      int(self.in_progress_timeout_s * 1000), in_progress_key_prefix,
+                      job_key_prefix])
             for i in range(0, len(claimed), 2):
-                self._start(claimed[i].decode(), int(float(claimed[i + 1])))
+                self._start(claimed[i].decode(), claimed[i + 1])
         for job_id, t in list(self.tasks.items()):
             if t.done():
                 del self.tasks[job_id]
                 t.result()  # surface errors of arq's own bookkeeping
         await self.heart_beat()
 
-    def _start(self, job_id: str, score: int) -> None:
+    def _start(self, job_id: str, data: bytes) -> None:
         self.job_counter += 1
-        task = self.loop.create_task(self.run_job(job_id, score))
+        task = self.loop.create_task(self._run(job_id, data))
         task.add_done_callback(lambda _: self._job_finished())
         self.tasks[job_id] = task
 
     def _job_finished(self) -> None:
         self.job_counter -= 1
+
+    async def _run(self, job_id: str, data: bytes) -> None:
+        """Run a claimed job. arq's run_job would add two pipelines, a retry counter (a
+        claimed job can never run twice) and an INFO line with the job's arguments."""
+        try:
+            function, args, kwargs, _, enqueued_ms = deserialize_job_raw(
+                data, deserializer=self.job_deserializer)
+            if function != JOB_FUNCTION:
+                raise ValueError(f"unknown job function {function!r}")
+            ctx = {**self.ctx, "job_id": job_id, "enqueued_ms": enqueued_ms}
+            async with asyncio.timeout(self.functions[JOB_FUNCTION].timeout_s
+                                       or self.job_timeout_s):
+                await chat(ctx, *args, **kwargs)
+            self.jobs_complete += 1
+        except Exception as exc:  # chat() never raises; a malformed job lands here
+            self.jobs_failed += 1
+            log.error("job %s could not run: %s", job_id, type(exc).__name__)
+        finally:
+            with contextlib.suppress(Exception):  # fire-and-forget cleanup on the fast conn
+                conn = await self.ctx["publisher"].connection()
+                send_and_forget(conn, command(
+                    b"DEL", (job_key_prefix + job_id).encode(),
+                    (in_progress_key_prefix + job_id).encode()))
 
 
 def build_worker(settings: Settings | None = None, *, burst: bool = False,

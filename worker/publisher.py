@@ -13,7 +13,7 @@ import contextlib
 from typing import Any
 
 from shared.contract import DELTA, DONE, ERROR, HEARTBEAT, START, encode_frame
-from shared.resp import PipelinedPublisher
+from shared.resp import PipelinedConnection, publish
 
 
 class ReplyGone(Exception):
@@ -21,7 +21,7 @@ class ReplyGone(Exception):
 
 
 class Publisher:
-    def __init__(self, conn: PipelinedPublisher, channel: str, heartbeat_interval: float,
+    def __init__(self, conn: PipelinedConnection, channel: str, heartbeat_interval: float,
                  task: asyncio.Task[Any] | None = None) -> None:
         self._conn = conn
         self._channel = channel.encode()
@@ -41,7 +41,7 @@ class Publisher:
         frame = encode_frame(kind, self._seq, meta, payload)
         self._seq += 1
         self._last = asyncio.get_running_loop().time()
-        receivers = await self._conn.publish_nowait(conn, self._channel, frame)
+        (receivers,) = await publish(conn, self._channel, frame)
         if receivers == 0:
             self.gone = True
             raise ReplyGone(self._channel)

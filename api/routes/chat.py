@@ -10,15 +10,17 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from redis.exceptions import RedisError
 
 from api import queue
 from api.auth import Principal
-from api.byok import byok_map, park_byok
+from api.byok import byok_map, seal_sidecar
 from api.errors import error_response
 from api.metrics import observe_request
 from api.relay import Reply, finish_once, lost_error, start_stream, wait_for_pickup
 from api.replies import ReplyLost
 from api.state import AppState
+from shared import metrics
 from shared.contract import Candidate, ChatJob, reply_channel
 from shared.errors import PermissionDenied, RequestTooLarge, ServiceUnavailable
 from shared.logs import request_id_var
@@ -116,6 +118,7 @@ async def chat_completions(request: Request) -> Response:
 async def dispatch(st: AppState, request: Request, job: ChatJob,
                    byok_keys: dict[str, str] | None, finish: Any) -> Response:
     rid = job["rid"]
+    started = time.monotonic()
     try:
         sub = await st.hub.subscribe(job["channel"])
     except (OSError, TimeoutError):
@@ -125,9 +128,10 @@ async def dispatch(st: AppState, request: Request, job: ChatJob,
     reply = Reply(sub, st.settings.heartbeat_timeout)
     handed_off = False
     try:
-        if byok_keys is not None:
-            await park_byok(st.redis, st.settings, rid, byok_keys)
-        await queue.enqueue(st.redis, st.settings.chat_queue, job, st.settings.pickup_timeout)
+        sidecar = seal_sidecar(st.settings, rid, byok_keys) if byok_keys is not None else None
+        await queue.enqueue(st.fast, st.settings.chat_queue, job, st.settings.pickup_timeout,
+                            sidecar)
+        metrics.ENQUEUE_SECONDS.observe(time.monotonic() - started)
         await wait_for_pickup(st, reply, rid)
         if job["stream"]:
             response = await start_stream(st, reply, rid, finish)
@@ -143,6 +147,10 @@ async def dispatch(st: AppState, request: Request, job: ChatJob,
         st.spawn(queue.cancel(st.redis, rid))
         st.spawn(finish(499, None))
         raise
+    except (OSError, RedisError):
+        st.spawn(finish(503, None))
+        raise ServiceUnavailable("The gateway cannot reach Redis.", code="redis_unavailable"
+                                 ) from None
     except Exception:
         st.spawn(finish(503, None))
         raise
