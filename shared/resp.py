@@ -58,20 +58,34 @@ class _Batch:
 
 
 class _Conn:
-    """One connection's state: commands queued this loop iteration, batches awaiting
-    their replies (Redis answers in order)."""
+    """One connection's state: commands queued for the next write, batches awaiting their
+    replies (Redis answers in order).
 
-    __slots__ = ("out", "pending", "writer")
+    Writes coalesce: the first command after a quiet spell goes out on the next loop
+    iteration; while commands keep coming, writes are spaced `coalesce` seconds apart, so
+    a busy worker makes hundreds of writes a second instead of one per frame."""
 
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
+    __slots__ = ("coalesce", "last_flush", "out", "pending", "writer")
+
+    def __init__(self, writer: asyncio.StreamWriter, coalesce: float) -> None:
         self.writer = writer
         self.pending: deque[_Batch] = deque()
         self.out: list[bytes] = []
+        self.coalesce = coalesce
+        self.last_flush = 0.0
+
+    def schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        due = self.last_flush + self.coalesce
+        if due <= loop.time():
+            loop.call_soon(self.flush)
+        else:
+            loop.call_at(due, self.flush)
 
     def flush(self) -> None:
-        """One socket write for every command of the loop iteration (order kept)."""
+        """One socket write for every command queued since the last one (order kept)."""
         out, self.out = self.out, []
-        if not self.writer.is_closing():
+        self.last_flush = asyncio.get_running_loop().time()
+        if out and not self.writer.is_closing():
             self.writer.write(b"".join(out))
 
     def fail_all(self, error: BaseException) -> None:
@@ -88,8 +102,9 @@ class PipelinedConnection:
     (PUBLISH, the enqueue transaction, cleanup DELs); reconnects lazily after a failure,
     and a connection's unanswered batches fail with it."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, coalesce: float = 0.0) -> None:
         self._url = url
+        self._coalesce = coalesce
         self._conn: _Conn | None = None
         self._reader_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -101,7 +116,7 @@ class PipelinedConnection:
         async with self._lock:
             if self._conn is None or self._conn.writer.is_closing():
                 reader, writer = await open_connection(self._url)
-                self._conn = _Conn(writer)
+                self._conn = _Conn(writer, self._coalesce)
                 self._reader_task = asyncio.create_task(self._read(reader, self._conn))
             return self._conn
 
@@ -112,7 +127,7 @@ class PipelinedConnection:
         future: asyncio.Future[list[Any]] = loop.create_future()
         conn.pending.append(_Batch(future, len(commands)))
         if not conn.out:
-            loop.call_soon(conn.flush)
+            conn.schedule(loop)
         conn.out.extend(commands)
         return future
 

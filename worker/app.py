@@ -88,7 +88,8 @@ async def startup(ctx: dict[str, Any]) -> None:
             log.warning("worker metrics port %d unavailable (%s)", settings.worker_metrics_port,
                         exc.strerror)
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
-    ctx["publisher"] = PipelinedConnection(settings.redis_url)
+    ctx["publisher"] = PipelinedConnection(settings.redis_url,
+                                           coalesce=settings.publish_coalesce_ms / 1000)
     health = Health(ctx["redis"], settings.breaker_failures, settings.breaker_cooldown)
     ctx["deps"] = Deps(settings=settings, catalog=default_catalog(),
                        client=make_client(settings), health=health, worker_id=worker_id)
