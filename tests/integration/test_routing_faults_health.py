@@ -114,12 +114,17 @@ def test_provider_name_puts_that_provider_first(gw: Gateway, fakes: Fakes, strat
     assert models_seen(fakes.primary, fakes.backup, fakes.anthropic) == order
 
 
+# successes reach the shared statistics in one write per 200 ms (worker/health.py)
+HEALTH_PROPAGATION = 0.35
+
+
 def test_fast_orders_by_observed_ttft(gw: Gateway, fakes: Fakes) -> None:
     for _ in range(2):  # observations, shared through Redis
         fakes.primary.script(Reply(text="slow", ttft=0.4))
         fakes.backup.script(Reply(text="quick", ttft=0.01))
         assert stream_chat(gw, "openai/gpt-5-mini").text == "slow"
         assert stream_chat(gw, "backup/plain").text == "quick"
+    time.sleep(HEALTH_PROPAGATION)
     fakes.reset()
     plan = ("openai/gpt-5-mini", ["backup/unpriced", "backup/plain"])
     assert answered_by(gw, *plan, provider="fast") == "backup/plain"
@@ -140,6 +145,7 @@ def test_reliable_orders_by_observed_error_rate(gw: Gateway, fakes: Fakes) -> No
             client(gw).chat.completions.create(model="openai/gpt-5-mini", messages=MSG,
                                                extra_body=extra(retry=0))
     client(gw).chat.completions.create(model="backup/plain", messages=MSG)
+    time.sleep(HEALTH_PROPAGATION)
     fakes.reset()
     plan = ("openai/gpt-5-mini", ["backup/unpriced", "backup/plain"])
     assert answered_by(gw, *plan, provider="reliable") == "backup/plain"
