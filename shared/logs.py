@@ -8,6 +8,7 @@ uvicorn's — whatever handlers they have: the message is formatted, scrubbed, a
 from __future__ import annotations
 
 import contextvars
+import hashlib
 import logging
 import re
 import sys
@@ -41,6 +42,15 @@ def redact(text: str) -> str:
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text
+
+
+def safe_name(model: str) -> str:
+    """A model id fit for Redis key names, usage records and logs: as is, unless it looks
+    like a key (a caller pasted one into `model`) or is unreasonably long — then a hash."""
+    if len(model) <= 128 and redact(model) == model:
+        return model
+    provider = model.partition("/")[0][:32]
+    return f"{redact(provider)}/~{hashlib.sha256(model.encode()).hexdigest()[:16]}"
 
 
 _base_factory = logging.getLogRecordFactory()

@@ -40,11 +40,11 @@ def resolve_candidate(model: str, catalog: Catalog, providers: Mapping[str, str]
     provider, sep, rest = model.partition("/")
     if not sep or not rest:
         raise InvalidRequest(
-            f"Model {model!r} must be 'provider/model', e.g. 'openai/gpt-5-mini'.",
+            f"'{param}' must be 'provider/model', e.g. 'openai/gpt-5-mini'.",
             param=param, code="model_not_found")
     if provider not in providers:
         raise InvalidRequest(
-            f"Unknown provider {provider!r}. Known providers: {', '.join(sorted(providers))}.",
+            f"Unknown provider in '{param}'. Known providers: {', '.join(sorted(providers))}.",
             param=param, code="model_not_found")
     info = catalog.get(model)
     return Candidate(
@@ -62,8 +62,8 @@ def resolve_plan(model: str, extra: Extra | None, catalog: Catalog,
     byok = byok_providers(extra, primary_provider)
     for name in byok:
         if name not in providers:
-            raise InvalidRequest(f"'extra.byok' names unknown provider {name!r}.",
-                                 param="extra.byok")
+            raise InvalidRequest("'extra.byok' names an unknown provider. Known providers: "
+                                 f"{', '.join(sorted(providers))}.", param="extra.byok")
     plan = [resolve_candidate(model, catalog, providers, byok, "model")]
     for i, fallback in enumerate(extra.fallback_models if extra else []):
         plan.append(resolve_candidate(fallback, catalog, providers, byok,
@@ -71,7 +71,7 @@ def resolve_plan(model: str, extra: Extra | None, catalog: Catalog,
     strategy = (extra.provider if extra else None) or "ordered"
     if strategy not in STRATEGIES and strategy not in providers:
         raise InvalidRequest(
-            f"Invalid 'extra.provider' {strategy!r}. Valid values: {', '.join(STRATEGIES)}, "
+            f"Invalid 'extra.provider'. Valid values: {', '.join(STRATEGIES)}, "
             f"or a provider name ({', '.join(sorted(providers))}).",
             param="extra.provider")
     return plan

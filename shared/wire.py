@@ -103,3 +103,20 @@ def parse_chat_request(raw: bytes, max_messages: int) -> tuple[dict[str, Any], C
     if len(request.messages) > max_messages:
         raise InvalidRequest(f"Too many messages (at most {max_messages}).", param="messages")
     return body, request
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inline(defs[ref.rsplit("/", 1)[1]], defs)
+        return {k: _inline(v, defs) for k, v in node.items() if k != "$defs"}
+    if isinstance(node, list):
+        return [_inline(v, defs) for v in node]
+    return node
+
+
+def chat_request_schema() -> dict[str, Any]:
+    """The request body's JSON schema, self-contained (for the OpenAPI document)."""
+    schema = ChatRequest.model_json_schema()
+    return dict(_inline(schema, schema.get("$defs", {})))

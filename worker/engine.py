@@ -21,6 +21,7 @@ from shared.providers import Target, UpstreamRequest, adapters
 from shared.secret import Secret
 from shared.settings import Settings
 from worker.attempts import Run, once_attempt, stream_attempt
+from worker.byok import scrub_error
 from worker.health import Health
 from worker.policy import (
     RetryPolicy,
@@ -255,12 +256,16 @@ async def _attempt(run: Run, route: Route, key: Secret | None, deps: Deps, remai
     req = _build(route, target, run.job["body"])
     run.attempts += 1
     settings = deps.settings
-    if run.job["stream"]:
-        first = remaining if last else min(settings.ttft_timeout, remaining)
-        await stream_attempt(run, route, target, req, first)
-    else:
-        limit = remaining if last else min(settings.nonstream_timeout, remaining)
-        await once_attempt(run, route, target, req, limit)
+    try:
+        if run.job["stream"]:
+            first = remaining if last else min(settings.ttft_timeout, remaining)
+            await stream_attempt(run, route, target, req, first)
+        else:
+            limit = remaining if last else min(settings.nonstream_timeout, remaining)
+            await once_attempt(run, route, target, req, limit)
+    except UpstreamError as err:  # some upstreams quote the key they rejected
+        scrub_error(err, key)
+        raise
 
 
 async def _continue_or_fail(run: Run, routes: list[Route], index: int, deps: Deps,

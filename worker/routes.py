@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from shared.catalog import Catalog, ModelInfo
 from shared.contract import Candidate
+from shared.logs import safe_name
 from shared.providers import Adapter
 from shared.routing import order_by_strategy
 from shared.secret import Secret
@@ -26,7 +27,7 @@ class Route:
     @property
     def id(self) -> str:
         """Identity for breakers and statistics: (provider, model, deployment)."""
-        return f"{self.cand['model']}@{self.deployment}"
+        return f"{safe_name(self.cand['model'])}@{self.deployment}"
 
     @property
     def pool(self) -> str:

@@ -20,7 +20,7 @@ router = APIRouter(prefix="/admin", tags=["admin"])
 def admin(request: Request) -> AppState:
     st: AppState = request.app.state.orbyt
     configured = st.settings.admin_key
-    if configured is None:
+    if configured is None or not configured.get_secret_value():  # unset, or set empty
         raise PermissionDenied("The admin API is disabled (ORBYT_ADMIN_KEY is not set).")
     token = bearer(request.headers.get("authorization"))
     if not hmac.compare_digest(token.encode(), configured.get_secret_value().encode()):

@@ -23,10 +23,10 @@ from api.state import AppState
 from shared import metrics
 from shared.contract import Candidate, ChatJob, reply_channel
 from shared.errors import PermissionDenied, RequestTooLarge, ServiceUnavailable
-from shared.logs import request_id_var
+from shared.logs import request_id_var, safe_name
 from shared.routing import resolve_plan
 from shared.usage import UsageEvent
-from shared.wire import ChatRequest, parse_chat_request
+from shared.wire import ChatRequest, chat_request_schema, parse_chat_request
 
 router = APIRouter()
 log = logging.getLogger("orbyt.api")
@@ -74,7 +74,8 @@ def build_job(st: AppState, rid: str, body: dict[str, Any], req: ChatRequest,
         include_usage=stream and bool(req.stream_options and req.stream_options.include_usage))
 
 
-@router.post("/v1/chat/completions")
+@router.post("/v1/chat/completions", openapi_extra={"requestBody": {
+    "required": True, "content": {"application/json": {"schema": chat_request_schema()}}}})
 async def chat_completions(request: Request) -> Response:
     st: AppState = request.app.state.orbyt
     settings = st.settings
@@ -96,7 +97,8 @@ async def chat_completions(request: Request) -> Response:
     async def finish(status: int, meta: dict[str, Any] | None) -> None:
         """How the request ended: usage record and limit release (never fails a request)."""
         meta = meta or {}
-        event = UsageEvent(principal.key_id, str(meta.get("model") or job["plan"][0]["model"]),
+        event = UsageEvent(principal.key_id,
+                           safe_name(str(meta.get("model") or job["plan"][0]["model"])),
                            str(meta.get("provider") or job["plan"][0]["provider"]),
                            str(meta.get("key_source") or job["plan"][0]["key_source"]),
                            status, int(meta.get("attempts") or 0),

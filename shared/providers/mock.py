@@ -27,6 +27,7 @@ from shared.providers.base import Json, StreamState, Target, UpstreamRequest
 from shared.sse import DONE, SSEEvent
 
 DEFAULT_TOKENS = 16
+MAX_TOKENS = 4096  # the mock never builds an unbounded answer, whatever max_tokens says
 
 
 class MockAdapter:
@@ -76,9 +77,10 @@ def _last_user_text(messages: Any) -> str:
 
 
 def mock_tokens(body: Json) -> list[str]:
-    count = body.get("max_completion_tokens") or body.get("max_tokens") or DEFAULT_TOKENS
+    raw = body.get("max_completion_tokens") or body.get("max_tokens") or DEFAULT_TOKENS
+    count = max(0, min(int(raw), MAX_TOKENS)) if isinstance(raw, int) else DEFAULT_TOKENS
     words = _last_user_text(body.get("messages")).split() or ["mock"]
-    return [("" if i == 0 else " ") + words[i % len(words)] for i in range(int(count))]
+    return [("" if i == 0 else " ") + words[i % len(words)] for i in range(count)]
 
 
 def mock_error(model: str) -> tuple[int, bytes] | None:
