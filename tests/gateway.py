@@ -6,36 +6,19 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from contextlib import closing
 from pathlib import Path
 from typing import Any
+
+from orbyt.embedded_redis import free_port, wait_port
 
 ROOT = Path(__file__).resolve().parent.parent
 GATEWAY_KEY = "sk-or-v1-" + "7" * 64
 SECRET_KEY = "Zt8qL2mVx9RwK4pN7sJc3hY6bD1fG5aQ0eUiOoTr"
-
-
-def free_port() -> int:
-    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 10.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
 
 
 class RedisServer:

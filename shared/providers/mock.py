@@ -12,52 +12,26 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 import orjson
 
-from shared.errors import UpstreamError
-from shared.providers._openai_compat import (
-    map_openai_error,
-    parse_openai_event,
-    parse_openai_response,
-)
-from shared.providers.base import Json, StreamState, Target, UpstreamRequest
-from shared.sse import DONE, SSEEvent
+from shared.providers.base import Json
+from shared.providers.openai import OpenAIAdapter
+from shared.sse import DONE
 
 DEFAULT_TOKENS = 16
 MAX_TOKENS = 4096  # the mock never builds an unbounded answer, whatever max_tokens says
 
 
-class MockAdapter:
+class MockAdapter(OpenAIAdapter):
+    """OpenAI's wire format, served in-process on the `mock://` scheme; no key."""
+
     name: ClassVar[str] = "mock"
     key_env: ClassVar[str] = ""
     default_base_url: ClassVar[str] = "mock://mock"
     needs_key: ClassVar[bool] = False
-
-    def build_request(self, body: Json, target: Target) -> UpstreamRequest:
-        payload = {k: v for k, v in body.items() if k != "extra" and v is not None}
-        payload["model"] = target.upstream_model
-        return UpstreamRequest(
-            method="POST",
-            url=target.base_url.rstrip("/") + "/chat/completions",
-            headers={"content-type": "application/json"},
-            body=orjson.dumps(payload),
-            stream=bool(payload.get("stream")),
-        )
-
-    def parse_response(self, raw: bytes, target: Target) -> Json:
-        return parse_openai_response(self.name, raw)
-
-    def new_stream_state(self, body: Json, target: Target) -> StreamState:
-        return StreamState()
-
-    def parse_event(self, event: SSEEvent, state: StreamState) -> list[Json]:
-        return parse_openai_event(self.name, event, state)
-
-    def map_error(self, status: int, headers: Mapping[str, str], raw: bytes) -> UpstreamError:
-        return map_openai_error(self.name, status, headers, raw)
 
 
 ADAPTER = MockAdapter()
