@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from api import errors
 from api import metrics as metrics_route
 from api.auth import Authenticator
+from api.fastpath import ChatFastPath
 from api.middleware import SecurityHeaders
 from api.replies import ReplyHub
 from api.routes import admin, chat, health, models
@@ -71,3 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(metrics_route.router)
     return app
+
+
+def create_asgi(settings: Settings | None = None) -> ChatFastPath:
+    """What `orbyt api` serves: the FastAPI app behind the chat fast path."""
+    return ChatFastPath(create_app(settings))

@@ -13,6 +13,16 @@ SECURITY_HEADERS = [
 _NAMES = {name for name, _ in SECURITY_HEADERS}
 
 
+def with_security_headers(send: Send) -> Send:
+    async def send_with_headers(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [h for h in message.get("headers", []) if h[0] not in _NAMES]
+            message["headers"] = headers + SECURITY_HEADERS
+        await send(message)
+
+    return send_with_headers
+
+
 class SecurityHeaders:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -21,11 +31,4 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [h for h in message.get("headers", []) if h[0] not in _NAMES]
-                message["headers"] = headers + SECURITY_HEADERS
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+        await self.app(scope, receive, with_security_headers(send))

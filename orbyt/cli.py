@@ -51,7 +51,7 @@ def run_api(host: str, port: int, log_level: str) -> None:
 
     _check_production()
     _configure_logging(log_level)
-    uvicorn.run("api.main:create_app", factory=True, host=host, port=port, loop="uvloop",
+    uvicorn.run("api.main:create_asgi", factory=True, host=host, port=port, loop="uvloop",
                 http="httptools", log_level=log_level, access_log=False, log_config=None,
                 timeout_graceful_shutdown=30)
 

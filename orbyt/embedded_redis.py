@@ -1,8 +1,10 @@
 """A Redis for `orbyt dev`: `redis-server` from PATH on a free loopback port if there is
-one, else fakeredis's in-process TCP server."""
+one, else fakeredis's in-process TCP server (with Lua, for the scripts Orbyt runs).
+`ORBYT_DEV_REDIS=fakeredis` forces the fallback."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -43,7 +45,7 @@ class EmbeddedRedis:
 
     def start(self) -> EmbeddedRedis:
         binary = shutil.which("redis-server")
-        if binary:
+        if binary and os.environ.get("ORBYT_DEV_REDIS", "auto") != "fakeredis":
             self._dir = tempfile.TemporaryDirectory(prefix="orbyt-redis-")
             self._proc = subprocess.Popen(
                 [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",

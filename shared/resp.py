@@ -65,7 +65,7 @@ class _Conn:
     iteration; while commands keep coming, writes are spaced `coalesce` seconds apart, so
     a busy worker makes hundreds of writes a second instead of one per frame."""
 
-    __slots__ = ("coalesce", "last_flush", "out", "pending", "writer")
+    __slots__ = ("coalesce", "last_flush", "out", "pending", "urgent", "writer")
 
     def __init__(self, writer: asyncio.StreamWriter, coalesce: float) -> None:
         self.writer = writer
@@ -73,8 +73,15 @@ class _Conn:
         self.out: list[bytes] = []
         self.coalesce = coalesce
         self.last_flush = 0.0
+        self.urgent = False  # a latency-critical command is queued: write this iteration
 
-    def schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+    def schedule(self, loop: asyncio.AbstractEventLoop, urgent: bool) -> None:
+        """Called for the first command queued since the last write, or an urgent one."""
+        if urgent:
+            if not self.urgent:
+                self.urgent = True
+                loop.call_soon(self.flush)
+            return
         due = self.last_flush + self.coalesce
         if due <= loop.time():
             loop.call_soon(self.flush)
@@ -83,6 +90,7 @@ class _Conn:
 
     def flush(self) -> None:
         """One socket write for every command queued since the last one (order kept)."""
+        self.urgent = False
         out, self.out = self.out, []
         self.last_flush = asyncio.get_running_loop().time()
         if out and not self.writer.is_closing():
@@ -121,13 +129,14 @@ class PipelinedConnection:
             return self._conn
 
     @staticmethod
-    def send(conn: _Conn, *commands: bytes) -> asyncio.Future[list[Any]]:
-        """Queue encoded commands now (callers keep their own order); replies later."""
+    def send(conn: _Conn, *commands: bytes, urgent: bool = True) -> asyncio.Future[list[Any]]:
+        """Queue encoded commands now (callers keep their own order); replies later.
+        `urgent=False` lets the write wait for the coalescing window."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Any]] = loop.create_future()
         conn.pending.append(_Batch(future, len(commands)))
-        if not conn.out:
-            conn.schedule(loop)
+        if not conn.out or (urgent and not conn.urgent):
+            conn.schedule(loop, urgent)
         conn.out.extend(commands)
         return future
 
@@ -176,11 +185,12 @@ def _retrieve(future: asyncio.Future[list[Any]]) -> None:
 
 def send_and_forget(conn: _Conn, *commands: bytes) -> None:
     """Queue commands whose replies nobody needs (a lost reply is not worth a warning)."""
-    PipelinedConnection.send(conn, *commands).add_done_callback(_retrieve)
+    PipelinedConnection.send(conn, *commands, urgent=False).add_done_callback(_retrieve)
 
 
-def publish(conn: _Conn, channel: bytes, payload: bytes) -> asyncio.Future[list[Any]]:
-    return PipelinedConnection.send(conn, command(b"PUBLISH", channel, payload))
+def publish(conn: _Conn, channel: bytes, payload: bytes, urgent: bool = True
+            ) -> asyncio.Future[list[Any]]:
+    return PipelinedConnection.send(conn, command(b"PUBLISH", channel, payload), urgent=urgent)
 
 
 def reply_error(replies: list[Any]) -> str | None:

@@ -33,7 +33,8 @@ class Publisher:
         self.closed = False
         self.gone = False
 
-    async def _send(self, kind: bytes, meta: dict[str, Any] | None, payload: bytes) -> None:
+    async def _send(self, kind: bytes, meta: dict[str, Any] | None, payload: bytes,
+                    urgent: bool = True) -> None:
         conn = await self._conn.connection()
         if self.closed:
             return
@@ -41,7 +42,7 @@ class Publisher:
         frame = encode_frame(kind, self._seq, meta, payload)
         self._seq += 1
         self._last = asyncio.get_running_loop().time()
-        (receivers,) = await publish(conn, self._channel, frame)
+        (receivers,) = await publish(conn, self._channel, frame, urgent)
         if receivers == 0:
             self.gone = True
             raise ReplyGone(self._channel)
@@ -51,7 +52,9 @@ class Publisher:
         self._beat = asyncio.create_task(self._heartbeat())
 
     async def delta(self, payload: bytes, meta: dict[str, Any] | None = None) -> None:
-        await self._send(DELTA, meta, payload)
+        """The first delta (it carries meta) goes out at once: it is the caller's first
+        token. Later ones may wait a couple of milliseconds to share a write."""
+        await self._send(DELTA, meta, payload, urgent=meta is not None)
 
     async def done(self, meta: dict[str, Any], payload: bytes = b"") -> None:
         await self._send(DONE, meta, payload)

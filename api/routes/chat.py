@@ -77,7 +77,11 @@ def build_job(st: AppState, rid: str, body: dict[str, Any], req: ChatRequest,
 @router.post("/v1/chat/completions", openapi_extra={"requestBody": {
     "required": True, "content": {"application/json": {"schema": chat_request_schema()}}}})
 async def chat_completions(request: Request) -> Response:
-    st: AppState = request.app.state.orbyt
+    """The documented route; `orbyt api` serves the same handler through api.fastpath."""
+    return await handle_chat(request.app.state.orbyt, request)
+
+
+async def handle_chat(st: AppState, request: Request) -> Response:
     settings = st.settings
     rid = uuid.uuid4().hex
     request.state.request_id = rid

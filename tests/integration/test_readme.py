@@ -26,10 +26,13 @@ def snippet() -> str:
     return block.group(1)
 
 
-def test_readme_first_request_against_orbyt_dev() -> None:
+@pytest.mark.parametrize("redis", ["auto", "fakeredis"])
+def test_readme_first_request_against_orbyt_dev(redis: str) -> None:
+    """`orbyt dev` with redis-server, and with the in-process fakeredis fallback."""
     port = free_port()
     key = "sk-or-v1-" + "d" * 64
-    env = {**os.environ, "ORBYT_DEV_KEY": key, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "ORBYT_DEV_KEY": key, "PYTHONPATH": str(ROOT), "ORBYT_DEV_REDIS": redis,
+           "ORBYT_WORKER_METRICS_PORT": "0"}
     if os.environ.get("ORBYT_REDIS_SERVER"):
         env["PATH"] = os.path.dirname(os.environ["ORBYT_REDIS_SERVER"]) + os.pathsep + env["PATH"]
     proc = subprocess.Popen([sys.executable, "-m", "orbyt", "dev", "--port", str(port)],
