@@ -7,13 +7,15 @@ frame. `Ledger` is told how the request ended (usage, limits)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
 from fastapi import Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from api import queue
 from api.replies import ReplyLost, Subscription
@@ -27,6 +29,55 @@ from shared.sse import encode_data
 SSE_HEADERS = {"x-accel-buffering": "no"}
 
 Finish = Callable[[int, dict[str, Any] | None], Awaitable[None]]
+
+
+class SSEResponse(Response):
+    """A server-sent event stream, lean: Starlette's StreamingResponse wraps every stream in
+    an anyio task group to notice a disconnect; here one plain task waits for it and
+    cancels the relay, which then cleans up (unsubscribe, cancel the job)."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, body: AsyncIterator[bytes], headers: dict[str, str]) -> None:
+        # no Response.__init__: it would add `content-length: 0` for the missing body
+        self.status_code = 200
+        self.background = None
+        self._body = body
+        self.raw_headers = [(b"content-type", b"text/event-stream; charset=utf-8")] + [
+            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        relay_task = asyncio.current_task()
+        assert relay_task is not None
+        state = {"streaming": True, "gone": False}
+        watcher = asyncio.create_task(_cancel_on_disconnect_raw(receive, relay_task, state))
+        try:
+            await send({"type": "http.response.start", "status": self.status_code,
+                        "headers": self.raw_headers})
+            async with contextlib.aclosing(self._body) as chunks:  # type: ignore[type-var]
+                async for chunk in chunks:
+                    await send({"type": "http.response.body", "body": chunk,
+                                "more_body": True})
+            state["streaming"] = False
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except (asyncio.CancelledError, OSError):
+            if not state["gone"]:
+                raise
+            relay_task.uncancel()  # the client went away; the relay's cleanup already ran
+        finally:
+            state["streaming"] = False
+            watcher.cancel()
+
+
+async def _cancel_on_disconnect_raw(receive: Receive, task: asyncio.Task[Any],
+                                    state: dict[str, bool]) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            if state["streaming"]:
+                state["gone"] = True
+                task.cancel()
+            return
 
 
 class Reply:
@@ -133,9 +184,8 @@ async def start_stream(st: AppState, reply: Reply, rid: str, finish: Finish) -> 
         raise ReplyLost(f"unexpected frame {frame.kind!r}")
     provider = str((frame.meta or {}).get("provider", "other"))
     metrics.TTFT_SECONDS.labels(provider).observe(time.monotonic() - started)
-    return StreamingResponse(relay(st, reply, rid, frame, finish),
-                             media_type="text/event-stream",
-                             headers={**SSE_HEADERS, **route_headers(rid, frame.meta)})
+    return SSEResponse(relay(st, reply, rid, frame, finish),
+                       {**SSE_HEADERS, **route_headers(rid, frame.meta)})
 
 
 async def relay(st: AppState, reply: Reply, rid: str, first: Frame, finish: Finish
