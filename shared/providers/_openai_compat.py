@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
 
-from shared.errors import Disposition, UpstreamError, parse_retry_after, upstream_error
+from shared.errors import (
+    Disposition,
+    InvalidRequest,
+    UpstreamError,
+    parse_retry_after,
+    upstream_error,
+)
 from shared.providers.base import Json, StreamState
 from shared.sse import SSEEvent
 
@@ -116,3 +122,36 @@ def parse_openai_response(provider: str, raw: bytes) -> Json:
     if body.get("system_fingerprint"):
         out["system_fingerprint"] = body["system_fingerprint"]
     return out
+
+
+# -- helpers shared by the adapters of OpenAI-shaped providers (Mistral, DeepSeek)
+
+
+def reject(provider: str, param: str, message: str) -> InvalidRequest:
+    """A request field this provider cannot take: a 400 naming the field."""
+    return InvalidRequest(f"{message} (provider {provider}).", param=param,
+                          code="unsupported_parameter")
+
+
+def message_list(provider: str, messages: Any) -> list[Any]:
+    if not isinstance(messages, list) or not messages:
+        raise reject(provider, "messages", "'messages' must be a non-empty list")
+    return messages
+
+
+def reject_fields(provider: str, label: str, payload: Json, names: Iterable[str]) -> None:
+    """Fields with no equivalent upstream, and output modalities other than text."""
+    for name in names:
+        if name in payload:
+            raise reject(provider, name, f"'{name}' is not supported by {label}")
+    modalities = payload.pop("modalities", None)
+    if modalities is not None and modalities != ["text"]:
+        raise reject(provider, "modalities", f"{label} only produces text")
+
+
+def as_int(value: Any, default: int = 0) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def malformed(provider: str) -> UpstreamError:
+    return upstream_error(502, f"{provider}: malformed response body", type="server_error")

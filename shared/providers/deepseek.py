@@ -67,7 +67,16 @@ from shared.errors import (
     parse_retry_after,
     upstream_error,
 )
-from shared.providers._openai_compat import GATEWAY_FIELDS, error_fields, loads_object
+from shared.providers._openai_compat import (
+    GATEWAY_FIELDS,
+    as_int,
+    error_fields,
+    loads_object,
+    malformed,
+    message_list,
+    reject,
+    reject_fields,
+)
 from shared.providers.base import Json, StreamState, Target, UpstreamRequest
 from shared.sse import SSEEvent
 
@@ -100,8 +109,7 @@ CONTEXT_MARKERS = ("maximum context length", "context length exceeded")
 
 
 def _reject(param: str, message: str) -> InvalidRequest:
-    return InvalidRequest(f"{message} (provider deepseek).", param=param,
-                          code="unsupported_parameter")
+    return reject(PROVIDER, param, message)
 
 
 def _check_parts(content: Any, where: str) -> None:
@@ -133,18 +141,11 @@ def _message(msg: Any, i: int) -> Json:
 
 
 def _messages(messages: Any) -> list[Json]:
-    if not isinstance(messages, list) or not messages:
-        raise _reject("messages", "'messages' must be a non-empty list")
-    return [_message(msg, i) for i, msg in enumerate(messages)]
+    return [_message(msg, i) for i, msg in enumerate(message_list(PROVIDER, messages))]
 
 
 def _check_rejected(payload: Json) -> None:
-    for name in REJECTED:
-        if name in payload:
-            raise _reject(name, f"'{name}' is not supported by DeepSeek")
-    modalities = payload.pop("modalities", None)
-    if modalities is not None and modalities != ["text"]:
-        raise _reject("modalities", "DeepSeek only produces text")
+    reject_fields(PROVIDER, "DeepSeek", payload, REJECTED)
     if payload.pop("n", 1) != 1:
         raise _reject("n", "DeepSeek returns a single choice; 'n' must be 1")
     if "seed" in payload:
@@ -201,18 +202,14 @@ def _payload(body: Json, target: Target) -> Json:
 # ---------------------------------------------------------------- responses
 
 
-def _int(value: Any, default: int = 0) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else default
-
-
 def _usage(raw: Any) -> Json | None:
     if not isinstance(raw, dict) or not raw:
         return None
-    prompt, completion = _int(raw.get("prompt_tokens")), _int(raw.get("completion_tokens"))
+    prompt, completion = as_int(raw.get("prompt_tokens")), as_int(raw.get("completion_tokens"))
     out: Json = {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
-        "total_tokens": _int(raw.get("total_tokens"), prompt + completion),
+        "total_tokens": as_int(raw.get("total_tokens"), prompt + completion),
     }
     details = raw.get("prompt_tokens_details")
     details = dict(details) if isinstance(details, dict) else {}
@@ -233,13 +230,9 @@ def _capacity_error(before_content: bool) -> UpstreamError:
     return err
 
 
-def _malformed() -> UpstreamError:
-    return upstream_error(502, f"{PROVIDER}: malformed response body", type="server_error")
-
-
 def _response_choice(choice: Any) -> Json:
     if not isinstance(choice, dict):
-        raise _malformed()
+        raise malformed(PROVIDER)
     if choice.get("finish_reason") == "insufficient_system_resource":
         raise _capacity_error(True)
     return choice
@@ -255,7 +248,7 @@ class DeepSeekStreamState(StreamState):
 
 def _stream_choice(choice: Any, position: int, state: DeepSeekStreamState) -> Json:
     if not isinstance(choice, dict):
-        raise _malformed()
+        raise malformed(PROVIDER)
     delta = choice.get("delta")
     delta = {k: v for k, v in delta.items() if v is not None} if isinstance(delta, dict) else {}
     if delta.get("content") or delta.get("reasoning_content") or delta.get("tool_calls"):
@@ -266,7 +259,7 @@ def _stream_choice(choice: Any, position: int, state: DeepSeekStreamState) -> Js
     finish = finish if isinstance(finish, str) and finish else None
     if finish:
         state.finish_reason = finish
-    return {**choice, "index": _int(choice.get("index"), position), "delta": delta,
+    return {**choice, "index": as_int(choice.get("index"), position), "delta": delta,
             "finish_reason": finish}
 
 
@@ -361,12 +354,12 @@ class DeepSeekAdapter:
     def parse_response(self, raw: bytes, target: Target) -> Json:
         body = loads_object(raw.strip())  # keep-alive blank lines precede the JSON
         if body is None:
-            raise _malformed()
+            raise malformed(PROVIDER)
         if body.get("error"):
             raise _stream_error(body, DeepSeekStreamState())
         choices = body.get("choices")
         if not isinstance(choices, list):
-            raise _malformed()
+            raise malformed(PROVIDER)
         out: Json = {"choices": [_response_choice(c) for c in choices]}
         usage = _usage(body.get("usage"))
         if usage:

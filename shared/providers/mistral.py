@@ -57,7 +57,15 @@ from shared.errors import (
     parse_retry_after,
     upstream_error,
 )
-from shared.providers._openai_compat import GATEWAY_FIELDS, loads_object
+from shared.providers._openai_compat import (
+    GATEWAY_FIELDS,
+    as_int,
+    loads_object,
+    malformed,
+    message_list,
+    reject,
+    reject_fields,
+)
 from shared.providers.base import Json, StreamState, Target, UpstreamRequest
 from shared.sse import SSEEvent
 
@@ -107,8 +115,7 @@ def mistral_tool_id(original: str) -> str:
 
 
 def _reject(param: str, message: str) -> InvalidRequest:
-    return InvalidRequest(f"{message} (provider mistral).", param=param,
-                          code="unsupported_parameter")
+    return reject(PROVIDER, param, message)
 
 
 def _tool_id(value: Any, param: str) -> str:
@@ -178,18 +185,11 @@ def _message(msg: Any, i: int) -> Json:
 
 
 def _messages(messages: Any) -> list[Json]:
-    if not isinstance(messages, list) or not messages:
-        raise _reject("messages", "'messages' must be a non-empty list")
-    return [_message(msg, i) for i, msg in enumerate(messages)]
+    return [_message(msg, i) for i, msg in enumerate(message_list(PROVIDER, messages))]
 
 
 def _check_rejected(payload: Json) -> None:
-    for name in REJECTED:
-        if name in payload:
-            raise _reject(name, f"'{name}' is not supported by Mistral")
-    modalities = payload.pop("modalities", None)
-    if modalities is not None and modalities != ["text"]:
-        raise _reject("modalities", "Mistral only produces text")
+    reject_fields(PROVIDER, "Mistral", payload, REJECTED)
 
 
 def _payload(body: Json, target: Target) -> Json:
@@ -223,19 +223,15 @@ def _url(base_url: str) -> str:
 # ---------------------------------------------------------------- responses
 
 
-def _int(value: Any, default: int = 0) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else default
-
-
 def _usage(raw: Any) -> Json | None:
     if not isinstance(raw, dict) or not raw:
         return None
-    prompt, completion = _int(raw.get("prompt_tokens")), _int(raw.get("completion_tokens"))
+    prompt, completion = as_int(raw.get("prompt_tokens")), as_int(raw.get("completion_tokens"))
     total = raw.get("total_tokens")
     out: Json = {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
-        "total_tokens": _int(total) if "total_tokens" in raw else prompt + completion,
+        "total_tokens": as_int(total) if "total_tokens" in raw else prompt + completion,
     }
     for key in ("prompt_tokens_details", "completion_tokens_details"):
         if isinstance(raw.get(key), dict):
@@ -308,10 +304,6 @@ def _finish(reason: Any, state: StreamState | None = None) -> str | None:
     return reason
 
 
-def _malformed() -> UpstreamError:
-    return upstream_error(502, f"{PROVIDER}: malformed response body", type="server_error")
-
-
 def _response_tool_calls(calls: Any, choice: int) -> list[Json]:
     out: list[Json] = []
     for j, call in enumerate(calls if isinstance(calls, list) else []):
@@ -331,9 +323,9 @@ def _call_id(call: Json, choice: int, position: int, fn: Json) -> str:
 
 def _response_choice(choice: Any, position: int) -> Json:
     if not isinstance(choice, dict):
-        raise _malformed()
+        raise malformed(PROVIDER)
     finish = _finish(choice.get("finish_reason"))
-    index = _int(choice.get("index"), position)
+    index = as_int(choice.get("index"), position)
     message = choice.get("message")
     message = message if isinstance(message, dict) else {}
     text, thinking = _flatten(message.get("content"))
@@ -375,8 +367,8 @@ def _stream_tool_call(call: Json, choice: int, state: MistralStreamState) -> Jso
 
 def _stream_choice(choice: Any, state: MistralStreamState) -> Json:
     if not isinstance(choice, dict):
-        raise _malformed()
-    index = _int(choice.get("index"))
+        raise malformed(PROVIDER)
+    index = as_int(choice.get("index"))
     delta = choice.get("delta")
     delta = delta if isinstance(delta, dict) else {}
     finish = _finish(choice.get("finish_reason"), state)
@@ -521,12 +513,12 @@ class MistralAdapter:
     def parse_response(self, raw: bytes, target: Target) -> Json:
         body = loads_object(raw.strip())
         if body is None:
-            raise _malformed()
+            raise malformed(PROVIDER)
         if body.get("object") == "error" or body.get("error"):
             raise _error_from_body(502, body, {})
         choices = body.get("choices")
         if not isinstance(choices, list):
-            raise _malformed()
+            raise malformed(PROVIDER)
         out: Json = {"choices": [_response_choice(c, i) for i, c in enumerate(choices)]}
         usage = _usage(body.get("usage"))
         if usage:

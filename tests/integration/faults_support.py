@@ -214,3 +214,4 @@ def wait_until(predicate: Any, timeout: float, step: float = 0.05) -> bool:
             return True
         time.sleep(step)
     return bool(predicate())
+

@@ -5,45 +5,26 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import openai
 import pytest
 
 from tests.fakes import Error, Reply
-from tests.gateway import Gateway, RedisServer
+from tests.gateway import Gateway
 from tests.integration.faults_support import (
     BREAKER_COOLDOWN,
     MSG,
     Fakes,
     client,
     extra,
-    forget_health,
     models_seen,
-    running_fakes,
     stream_chat,
 )
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def fakes() -> Iterator[Fakes]:
-    with running_fakes() as f:
-        yield f
-
-
-@pytest.fixture(scope="module")
-def gw(redis_server: RedisServer, fakes: Fakes) -> Iterator[Gateway]:
-    with Gateway(redis_server.new_db_url(), fakes.env(), workers=1) as gateway:
-        yield gateway
-
-
-@pytest.fixture(autouse=True)
-def _clean(gw: Gateway, fakes: Fakes) -> None:
-    fakes.reset()
-    forget_health(gw)
 
 
 def answered_by(gw: Gateway, model: str, fallbacks: list[str], **fields: Any) -> str:

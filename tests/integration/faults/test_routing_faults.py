@@ -7,13 +7,12 @@ upstream saw: how many attempts, and how far apart.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import openai
 import pytest
 
 from tests.fakes import Error, Hang, Reply, Reset
-from tests.gateway import Gateway, RedisServer
+from tests.gateway import Gateway
 from tests.integration.faults_support import (
     MSG,
     NONSTREAM_TIMEOUT,
@@ -21,32 +20,14 @@ from tests.integration.faults_support import (
     Fakes,
     client,
     extra,
-    forget_health,
     gaps,
     models_seen,
-    running_fakes,
     stream_chat,
 )
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def fakes() -> Iterator[Fakes]:
-    with running_fakes() as f:
-        yield f
-
-
-@pytest.fixture(scope="module")
-def gw(redis_server: RedisServer, fakes: Fakes) -> Iterator[Gateway]:
-    with Gateway(redis_server.new_db_url(), fakes.env(), workers=1) as gateway:
-        yield gateway
-
-
-@pytest.fixture(autouse=True)
-def _clean(gw: Gateway, fakes: Fakes) -> None:
-    fakes.reset()
-    forget_health(gw)
 
 
 # 1 -----------------------------------------------------------------------------------

@@ -4,22 +4,19 @@ and unterminated streams, in-stream errors, client disconnects (DESIGN §4.4, §
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import openai
 import pytest
 
 from tests.fakes import Error, Recorded, Reply
-from tests.gateway import Gateway, RedisServer
+from tests.gateway import Gateway
 from tests.integration.faults_support import (
     MSG,
     STALL_TIMEOUT,
     Fakes,
     client,
     extra,
-    forget_health,
-    running_fakes,
     stream_chat,
     tokens,
 )
@@ -27,22 +24,6 @@ from tests.integration.faults_support import (
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def fakes() -> Iterator[Fakes]:
-    with running_fakes() as f:
-        yield f
-
-
-@pytest.fixture(scope="module")
-def gw(redis_server: RedisServer, fakes: Fakes) -> Iterator[Gateway]:
-    with Gateway(redis_server.new_db_url(), fakes.env(), workers=1) as gateway:
-        yield gateway
-
-
-@pytest.fixture(autouse=True)
-def _clean(gw: Gateway, fakes: Fakes) -> None:
-    fakes.reset()
-    forget_health(gw)
 
 
 def prefill_of(request: Recorded) -> str:
