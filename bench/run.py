@@ -128,6 +128,8 @@ SCENARIOS: dict[str, Scenario] = {s.key: s for s in [
              ttft=0.2, per_token=0.02, max_seconds=45.0, quick_max_seconds=15.0,
              loadgen_procs=2, request_timeout=120.0),
     Scenario("e", "stream, no delay, c=1 (sequential)", True, 1, 500, 150),
+    Scenario("f", "stream, ttft 200 ms + 20 ms/tok, c=50", True, 50, 1500, 400,
+             ttft=0.2, per_token=0.02),
 ]}
 
 
