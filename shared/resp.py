@@ -117,6 +117,11 @@ class PipelinedConnection:
         self._reader_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
+    def current(self) -> _Conn | None:
+        """The live connection, if there is one (no await)."""
+        conn = self._conn
+        return conn if conn is not None and not conn.writer.is_closing() else None
+
     async def connection(self) -> _Conn:
         conn = self._conn
         if conn is not None and not conn.writer.is_closing():

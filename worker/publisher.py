@@ -52,9 +52,33 @@ class Publisher:
         self._beat = asyncio.create_task(self._heartbeat())
 
     async def delta(self, payload: bytes, meta: dict[str, Any] | None = None) -> None:
-        """The first delta (it carries meta) goes out at once: it is the caller's first
-        token. Later ones may wait a couple of milliseconds to share a write."""
-        await self._send(DELTA, meta, payload, urgent=meta is not None)
+        """The first delta (it carries meta) goes out at once and its reply is awaited: it
+        is the caller's first token. Later ones may wait a couple of milliseconds to share
+        a write, and their replies are checked by callback, so relaying a stream does not
+        yield to the event loop once per frame."""
+        conn = self._conn.current()
+        if meta is not None or conn is None:
+            await self._send(DELTA, meta, payload, urgent=meta is not None)
+            return
+        if self.closed:
+            return
+        frame = encode_frame(DELTA, self._seq, None, payload)
+        self._seq += 1
+        self._last = asyncio.get_running_loop().time()
+        publish(conn, self._channel, frame, False).add_done_callback(self._on_reply)
+        if self.gone:
+            raise ReplyGone(self._channel.decode())
+
+    def _on_reply(self, future: asyncio.Future[list[Any]]) -> None:
+        """A delta nobody received (caller gone) or that Redis refused ends the job."""
+        if future.cancelled():
+            return
+        error = future.exception()
+        if error is None and future.result()[0] != 0:
+            return
+        self.gone = True
+        if self._task is not None and not self._task.done() and not self.closed:
+            self._task.cancel()
 
     async def done(self, meta: dict[str, Any], payload: bytes = b"") -> None:
         await self._send(DONE, meta, payload)
