@@ -48,7 +48,13 @@ class Publisher:
             raise ReplyGone(self._channel)
 
     async def start(self, meta: dict[str, Any]) -> None:
-        await self._send(START, meta, b"")
+        """Announce the pickup. Its reply is checked by callback, so the upstream call
+        starts without waiting for a Redis round trip (nobody listening cancels the job)."""
+        conn = self._conn.current() or await self._conn.connection()
+        frame = encode_frame(START, self._seq, meta, b"")
+        self._seq += 1
+        self._last = asyncio.get_running_loop().time()
+        publish(conn, self._channel, frame, True).add_done_callback(self._on_reply)
         self._beat = asyncio.create_task(self._heartbeat())
 
     async def delta(self, payload: bytes, meta: dict[str, Any] | None = None) -> None:
