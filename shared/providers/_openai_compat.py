@@ -15,7 +15,8 @@ from shared.errors import (
     parse_retry_after,
     upstream_error,
 )
-from shared.providers.base import Json, StreamState
+from shared.providers.base import Json, StreamState, UpstreamRequest
+from shared.secret import Secret
 from shared.sse import SSEEvent
 
 # Orbyt's own fields never go upstream.
@@ -155,3 +156,16 @@ def as_int(value: Any, default: int = 0) -> int:
 
 def malformed(provider: str) -> UpstreamError:
     return upstream_error(502, f"{provider}: malformed response body", type="server_error")
+
+
+def json_post(url: str, payload: Json, api_key: Secret | None) -> UpstreamRequest:
+    """A Bearer-authenticated JSON POST, as OpenAI-shaped APIs take it."""
+    try:
+        raw = orjson.dumps(payload)
+    except TypeError:  # orjson.JSONEncodeError
+        raise InvalidRequest("Request body cannot be encoded as JSON.") from None
+    headers = {"content-type": "application/json", "accept": "application/json"}
+    if api_key:
+        headers["authorization"] = "Bearer " + api_key.reveal()
+    return UpstreamRequest(method="POST", url=url, headers=headers, body=raw,
+                           stream=bool(payload.get("stream")))

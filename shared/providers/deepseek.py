@@ -71,6 +71,7 @@ from shared.providers._openai_compat import (
     GATEWAY_FIELDS,
     as_int,
     error_fields,
+    json_post,
     loads_object,
     malformed,
     message_list,
@@ -339,17 +340,8 @@ class DeepSeekAdapter:
     needs_key: ClassVar[bool] = True
 
     def build_request(self, body: Json, target: Target) -> UpstreamRequest:
-        payload = _payload(body, target)
-        try:
-            raw = orjson.dumps(payload)
-        except TypeError:  # orjson.JSONEncodeError
-            raise InvalidRequest("Request body cannot be encoded as JSON.") from None
-        headers = {"content-type": "application/json", "accept": "application/json"}
-        if target.api_key:
-            headers["authorization"] = "Bearer " + target.api_key.reveal()
-        return UpstreamRequest(method="POST",
-                               url=target.base_url.rstrip("/") + "/chat/completions",
-                               headers=headers, body=raw, stream=bool(payload.get("stream")))
+        return json_post(target.base_url.rstrip("/") + "/chat/completions",
+                         _payload(body, target), target.api_key)
 
     def parse_response(self, raw: bytes, target: Target) -> Json:
         body = loads_object(raw.strip())  # keep-alive blank lines precede the JSON

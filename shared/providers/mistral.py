@@ -60,6 +60,7 @@ from shared.errors import (
 from shared.providers._openai_compat import (
     GATEWAY_FIELDS,
     as_int,
+    json_post,
     loads_object,
     malformed,
     message_list,
@@ -499,16 +500,7 @@ class MistralAdapter:
     needs_key: ClassVar[bool] = True
 
     def build_request(self, body: Json, target: Target) -> UpstreamRequest:
-        payload = _payload(body, target)
-        try:
-            raw = orjson.dumps(payload)
-        except TypeError:  # orjson.JSONEncodeError
-            raise InvalidRequest("Request body cannot be encoded as JSON.") from None
-        headers = {"content-type": "application/json", "accept": "application/json"}
-        if target.api_key:
-            headers["authorization"] = "Bearer " + target.api_key.reveal()
-        return UpstreamRequest(method="POST", url=_url(target.base_url), headers=headers,
-                               body=raw, stream=bool(payload.get("stream")))
+        return json_post(_url(target.base_url), _payload(body, target), target.api_key)
 
     def parse_response(self, raw: bytes, target: Target) -> Json:
         body = loads_object(raw.strip())

@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
-import orjson
-
 from shared.errors import UpstreamError
 from shared.providers._openai_compat import (
     GATEWAY_FIELDS,
+    json_post,
     map_openai_error,
     parse_openai_event,
     parse_openai_response,
@@ -39,16 +38,8 @@ class OpenAIAdapter:
             payload["stream_options"] = options
         else:
             payload.pop("stream_options", None)
-        headers = {"content-type": "application/json", "accept": "application/json"}
-        if target.api_key:
-            headers["authorization"] = "Bearer " + target.api_key.reveal()
-        return UpstreamRequest(
-            method="POST",
-            url=target.base_url.rstrip("/") + "/chat/completions",
-            headers=headers,
-            body=orjson.dumps(payload),
-            stream=stream,
-        )
+        return json_post(target.base_url.rstrip("/") + "/chat/completions", payload,
+                         target.api_key)
 
     def parse_response(self, raw: bytes, target: Target) -> Json:
         return parse_openai_response(self.name, raw)
