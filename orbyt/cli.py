@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import secrets
 import signal
@@ -42,6 +43,14 @@ def _check_production() -> None:
                          "(the same on every API and worker), or run `orbyt dev`.")
 
 
+def _tune_gc() -> None:
+    """Long-lived servers: freeze what startup allocated and collect young objects less
+    often, so full collections (which pause the event loop) are rarer."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 50)
+
+
 def _configure_logging(level: str) -> None:
     configure(level, json=os.environ.get("ORBYT_LOG_FORMAT", "json") == "json")
 
@@ -51,6 +60,7 @@ def run_api(host: str, port: int, log_level: str) -> None:
 
     _check_production()
     _configure_logging(log_level)
+    _tune_gc()
     uvicorn.run("api.main:create_asgi", factory=True, host=host, port=port, loop="uvloop",
                 http="httptools", log_level=log_level, access_log=False, log_config=None,
                 timeout_graceful_shutdown=30)
@@ -65,7 +75,9 @@ def run_worker(log_level: str, burst: bool = False) -> None:
     _configure_logging(log_level)
     uvloop.install()
     asyncio.set_event_loop(asyncio.new_event_loop())
-    build_worker(burst=burst).run()
+    worker = build_worker(burst=burst)
+    _tune_gc()
+    worker.run()
 
 
 def _wait_ready(url: str, timeout: float = 30.0) -> None:
