@@ -80,6 +80,27 @@ def map_openai_error(
     return err
 
 
+def load_chunk(data: str, state: StreamState) -> Json | None:
+    """One stream event's JSON object, or None (counted as malformed, skipped)."""
+    try:
+        chunk = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        chunk = None
+    if not isinstance(chunk, dict):
+        state.malformed += 1
+        return None
+    return chunk
+
+
+def chunk_choices(chunk: Json, state: StreamState) -> list[Any] | None:
+    """A chunk's `choices` list, or None (counted as malformed, skipped)."""
+    choices = chunk.get("choices")
+    if not isinstance(choices, list):
+        state.malformed += 1
+        return None
+    return choices
+
+
 def parse_openai_event(provider: str, event: SSEEvent, state: StreamState) -> list[Json]:
     data = event.data
     if not data.strip():
@@ -87,21 +108,15 @@ def parse_openai_event(provider: str, event: SSEEvent, state: StreamState) -> li
     if data.startswith("[DONE]"):
         state.done = True
         return []
-    try:
-        chunk = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        state.malformed += 1
-        return []
-    if not isinstance(chunk, dict):
-        state.malformed += 1
+    chunk = load_chunk(data, state)
+    if chunk is None:
         return []
     if chunk.get("error"):
         message, etype, code, _ = error_fields(chunk)
         status = 503 if etype in (None, "server_error", "overloaded_error") else 400
         raise upstream_error(status, f"{provider}: {message}", type=etype, code=code)
-    choices = chunk.get("choices")
-    if not isinstance(choices, list):
-        state.malformed += 1
+    choices = chunk_choices(chunk, state)
+    if choices is None:
         return []
     for choice in choices:
         if isinstance(choice, dict) and choice.get("finish_reason"):

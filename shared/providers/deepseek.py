@@ -58,8 +58,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import orjson
-
 from shared.errors import (
     Disposition,
     InvalidRequest,
@@ -70,8 +68,10 @@ from shared.errors import (
 from shared.providers._openai_compat import (
     GATEWAY_FIELDS,
     as_int,
+    chunk_choices,
     error_fields,
     json_post,
+    load_chunk,
     loads_object,
     malformed,
     message_list,
@@ -273,19 +273,13 @@ def _stream_error(chunk: Json, state: DeepSeekStreamState) -> UpstreamError:
 
 
 def _parse_chunk(data: str, state: DeepSeekStreamState) -> list[Json]:
-    try:
-        chunk = orjson.loads(data)
-    except ValueError:
-        state.malformed += 1
-        return []
-    if not isinstance(chunk, dict):
-        state.malformed += 1
+    chunk = load_chunk(data, state)
+    if chunk is None:
         return []
     if chunk.get("error"):
         raise _stream_error(chunk, state)
-    choices = chunk.get("choices")
-    if not isinstance(choices, list):
-        state.malformed += 1
+    choices = chunk_choices(chunk, state)
+    if choices is None:
         return []
     out: list[Json] = []
     if choices:
