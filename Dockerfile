@@ -2,10 +2,7 @@ FROM python:3.12-slim
 WORKDIR /app
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 COPY pyproject.toml README.md ./
-COPY api ./api
-COPY worker ./worker
-COPY shared ./shared
-COPY orbyt ./orbyt
+COPY src ./src
 RUN pip install . && useradd --system orbyt
 USER orbyt
 EXPOSE 8080

@@ -65,9 +65,16 @@ def install(quiet: bool = True) -> None:
 def version() -> str:
     if not is_installed():
         return "not installed"
-    out = subprocess.run([str(VENV / "bin" / "python"), "-c",
-                          "import importlib.metadata as m; print(m.version('litellm'))"],
-                         capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [
+            str(VENV / "bin" / "python"),
+            "-c",
+            "import importlib.metadata as m; print(m.version('litellm'))",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     return out.stdout.strip() or "unknown"
 
 
@@ -92,8 +99,19 @@ def write_config(path: Path, mock_base_url: str) -> Path:
 
 
 def command(config: Path, port: int, host: str = "127.0.0.1") -> list[str]:
-    return [str(LITELLM_BIN), "--config", str(config), "--host", host, "--port", str(port),
-            "--num_workers", "1", "--telemetry", "False"]
+    return [
+        str(LITELLM_BIN),
+        "--config",
+        str(config),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--num_workers",
+        "1",
+        "--telemetry",
+        "False",
+    ]
 
 
 def env(base: dict[str, str] | None = None) -> dict[str, str]:

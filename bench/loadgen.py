@@ -50,6 +50,7 @@ def expected_content(tokens: int) -> str:
 
 # --------------------------------------------------------------------------- SSE decoding
 
+
 class SSEDecoder:
     """Incremental text/event-stream decoder returning the ``data`` of each complete event."""
 
@@ -85,6 +86,7 @@ class SSEDecoder:
 
 
 # --------------------------------------------------------------------------- verification
+
 
 def _snippet(data: bytes, limit: int = 120) -> str:
     return data[:limit].decode("utf-8", "replace")
@@ -189,6 +191,7 @@ def verify_completion(body: bytes, tokens: int) -> None:
 
 # --------------------------------------------------------------------------- one request
 
+
 @dataclass
 class Outcome:
     ok: bool
@@ -244,6 +247,7 @@ async def run_one(session: aiohttp.ClientSession, job: Job, url: str) -> Outcome
 
 # --------------------------------------------------------------------------- one process
 
+
 @dataclass
 class Samples:
     """Raw results of one process (merged across processes by the parent)."""
@@ -259,8 +263,14 @@ class Samples:
     stopped_by_deadline: bool = False
 
 
-async def run_batch(session: aiohttp.ClientSession, job: Job, count: int, concurrency: int,
-                    max_seconds: float, samples: Samples | None) -> None:
+async def run_batch(
+    session: aiohttp.ClientSession,
+    job: Job,
+    count: int,
+    concurrency: int,
+    max_seconds: float,
+    samples: Samples | None,
+) -> None:
     """Run ``count`` requests at ``concurrency``; record into ``samples`` (None: warm-up)."""
     issued = 0
     deadline = time.monotonic() + max_seconds
@@ -294,8 +304,9 @@ async def run_batch(session: aiohttp.ClientSession, job: Job, count: int, concur
 
 
 def make_session(timeout: float) -> aiohttp.ClientSession:
-    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=3600,
-                                     keepalive_timeout=60, force_close=False)
+    connector = aiohttp.TCPConnector(
+        limit=0, limit_per_host=0, ttl_dns_cache=3600, keepalive_timeout=60, force_close=False
+    )
     return aiohttp.ClientSession(
         connector=connector,
         timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=10),
@@ -304,9 +315,14 @@ def make_session(timeout: float) -> aiohttp.ClientSession:
     )
 
 
-async def run_process(job: Job, requests: int, concurrency: int, warmup: int,
-                      bounds: tuple[float, float, float],
-                      wait_for_go: Callable[[], None] | None = None) -> Samples:
+async def run_process(
+    job: Job,
+    requests: int,
+    concurrency: int,
+    warmup: int,
+    bounds: tuple[float, float, float],
+    wait_for_go: Callable[[], None] | None = None,
+) -> Samples:
     """Warm up, wait for the start signal, then measure.
 
     ``bounds``: seconds for the measured run, for the warm-up, and for one request.
@@ -328,6 +344,7 @@ async def run_process(job: Job, requests: int, concurrency: int, warmup: int,
 
 # --------------------------------------------------------------------------- report
 
+
 def percentiles(values: list[float]) -> dict[str, float | None]:
     if not values:
         return {"p50": None, "p90": None, "p99": None, "mean": None, "max": None}
@@ -336,9 +353,13 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
     def rank(q: float) -> float:
         return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 3)
 
-    return {"p50": rank(0.50), "p90": rank(0.90), "p99": rank(0.99),
-            "mean": round(sum(ordered) / len(ordered) * 1000, 3),
-            "max": round(ordered[-1] * 1000, 3)}
+    return {
+        "p50": rank(0.50),
+        "p90": rank(0.90),
+        "p99": rank(0.99),
+        "mean": round(sum(ordered) / len(ordered) * 1000, 3),
+        "max": round(ordered[-1] * 1000, 3),
+    }
 
 
 def report(config: dict[str, Any], parts: list[Samples]) -> dict[str, Any]:
@@ -372,6 +393,7 @@ def report(config: dict[str, Any], parts: list[Samples]) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- CLI
 
+
 def build_job(args: argparse.Namespace) -> Job:
     body: dict[str, Any] = {
         "model": args.model,
@@ -395,15 +417,33 @@ def run_children(args: argparse.Namespace, argv: list[str]) -> list[Samples]:
     procs: list[subprocess.Popen[bytes]] = []
     tmpdir = tempfile.mkdtemp(prefix="loadgen-")
     outs = [os.path.join(tmpdir, f"child{i}.json") for i in range(args.procs)]
-    shares = zip(split(args.requests, args.procs), split(args.concurrency, args.procs),
-                 split(args.warmup, args.procs), strict=True)
+    shares = zip(
+        split(args.requests, args.procs),
+        split(args.concurrency, args.procs),
+        split(args.warmup, args.procs),
+        strict=True,
+    )
     try:
         for (req_n, conc_n, warm_n), out_path in zip(shares, outs, strict=True):
-            child_argv = [sys.executable, os.path.abspath(__file__), *argv, "--child",
-                          "--requests", str(req_n), "--concurrency", str(max(conc_n, 1)),
-                          "--warmup", str(warm_n), "--procs", "1", "--out", out_path]
-            procs.append(subprocess.Popen(child_argv, stdin=subprocess.PIPE,
-                                          stdout=subprocess.PIPE))
+            child_argv = [
+                sys.executable,
+                os.path.abspath(__file__),
+                *argv,
+                "--child",
+                "--requests",
+                str(req_n),
+                "--concurrency",
+                str(max(conc_n, 1)),
+                "--warmup",
+                str(warm_n),
+                "--procs",
+                "1",
+                "--out",
+                out_path,
+            ]
+            procs.append(
+                subprocess.Popen(child_argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            )
         for p in procs:  # each child prints READY after its warm-up
             assert p.stdout is not None
             line = p.stdout.readline()
@@ -433,26 +473,37 @@ def run_children(args: argparse.Namespace, argv: list[str]) -> list[Samples]:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--base-url", action="append", required=True,
-                   help="e.g. http://127.0.0.1:9100/v1; repeat to round-robin over several")
+    p.add_argument(
+        "--base-url",
+        action="append",
+        required=True,
+        help="e.g. http://127.0.0.1:9100/v1; repeat to round-robin over several",
+    )
     p.add_argument("--key", default="sk-bench", help="bearer key")
     p.add_argument("--model", default="gpt-bench")
     p.add_argument("--stream", action="store_true")
-    p.add_argument("--no-usage", action="store_true",
-                   help="streams: do not ask for stream_options.include_usage")
+    p.add_argument(
+        "--no-usage",
+        action="store_true",
+        help="streams: do not ask for stream_options.include_usage",
+    )
     p.add_argument("--tokens", type=int, default=20, help="tokens the upstream will send")
     p.add_argument("--requests", "-n", type=int, default=1000)
     p.add_argument("--concurrency", "-c", type=int, default=50)
     p.add_argument("--warmup", type=int, default=0, help="unmeasured requests first")
-    p.add_argument("--max-seconds", type=float, default=120.0,
-                   help="stop issuing new requests after this long")
+    p.add_argument(
+        "--max-seconds", type=float, default=120.0, help="stop issuing new requests after this long"
+    )
     p.add_argument("--timeout", type=float, default=60.0, help="per-request timeout, seconds")
     p.add_argument("--procs", type=int, default=1, help="load generator processes")
     p.add_argument("--label", default="")
     p.add_argument("--out", help="also write the JSON report here")
     p.add_argument("--no-uvloop", action="store_true")
-    p.add_argument("--sync", action="store_true",
-                   help="print READY after the warm-up and wait for a line on stdin to start")
+    p.add_argument(
+        "--sync",
+        action="store_true",
+        help="print READY after the warm-up and wait for a line on stdin to start",
+    )
     p.add_argument("--warmup-seconds", type=float, default=30.0, help="bound on the warm-up")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -491,8 +542,9 @@ def main(argv: list[str] | None = None) -> int:
     def run_local(wait: Callable[[], None] | None) -> Samples:
         with asyncio.Runner(loop_factory=_loop_factory(not args.no_uvloop)) as runner:
             bounds = (args.max_seconds, args.warmup_seconds, args.timeout)
-            return runner.run(run_process(job, args.requests, args.concurrency, args.warmup,
-                                          bounds, wait))
+            return runner.run(
+                run_process(job, args.requests, args.concurrency, args.warmup, bounds, wait)
+            )
 
     if args.child:
         with open(args.out, "w") as fh:  # a file, not stdout: large pipe writes can be cut

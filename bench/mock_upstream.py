@@ -71,8 +71,14 @@ PROFILE = Profile()
 STATS = Stats()
 _request_counter = 0
 
-_REASONS = {200: b"OK", 400: b"Bad Request", 404: b"Not Found", 405: b"Method Not Allowed",
-            411: b"Length Required", 413: b"Payload Too Large"}
+_REASONS = {
+    200: b"OK",
+    400: b"Bad Request",
+    404: b"Not Found",
+    405: b"Method Not Allowed",
+    411: b"Length Required",
+    413: b"Payload Too Large",
+}
 _TOKEN_PARTS: list[bytes] = []
 
 
@@ -86,8 +92,10 @@ def _token_part(i: int) -> bytes:
     return _TOKEN_PARTS[i]
 
 
-_ROLE_PART = (b'[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},'
-              b'"logprobs":null,"finish_reason":null}]')
+_ROLE_PART = (
+    b'[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},'
+    b'"logprobs":null,"finish_reason":null}]'
+)
 _FINISH_PART = b'[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}]'
 _DONE_EVENT = b"data: [DONE]\n\n"
 
@@ -98,17 +106,25 @@ def _http_chunk(payload: bytes) -> bytes:
 
 def _usage(tokens: int) -> bytes:
     return b'{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d}' % (
-        PROMPT_TOKENS, tokens, PROMPT_TOKENS + tokens)
+        PROMPT_TOKENS,
+        tokens,
+        PROMPT_TOKENS + tokens,
+    )
 
 
 class StreamRender:
     """Pre-renders the SSE events of one streamed completion."""
 
     def __init__(self, request_id: bytes, model: bytes, include_usage: bool, tokens: int):
-        self.head = (b'data: {"id":"' + request_id
-                     + b'","object":"chat.completion.chunk","created":' + str(CREATED).encode()
-                     + b',"model":' + model
-                     + b',"system_fingerprint":"fp_bench","choices":')
+        self.head = (
+            b'data: {"id":"'
+            + request_id
+            + b'","object":"chat.completion.chunk","created":'
+            + str(CREATED).encode()
+            + b',"model":'
+            + model
+            + b',"system_fingerprint":"fp_bench","choices":'
+        )
         self.tail = b',"usage":null}\n\n' if include_usage else b"}\n\n"
         self.include_usage = include_usage
         self.tokens = tokens
@@ -130,9 +146,11 @@ class StreamRender:
 
 
 def _response_head(status: int, content_type: bytes, length: int | None, keep_alive: bool) -> bytes:
-    lines = [b"HTTP/1.1 %d %s" % (status, _REASONS.get(status, b"OK")),
-             b"Content-Type: " + content_type,
-             b"x-request-id: mock"]
+    lines = [
+        b"HTTP/1.1 %d %s" % (status, _REASONS.get(status, b"OK")),
+        b"Content-Type: " + content_type,
+        b"x-request-id: mock",
+    ]
     if length is None:
         lines.append(b"Transfer-Encoding: chunked")
         lines.append(b"Cache-Control: no-cache")
@@ -143,8 +161,16 @@ def _response_head(status: int, content_type: bytes, length: int | None, keep_al
 
 
 def _error_body(message: str, code: str) -> bytes:
-    return orjson.dumps({"error": {"message": message, "type": "invalid_request_error",
-                                   "param": None, "code": code}})
+    return orjson.dumps(
+        {
+            "error": {
+                "message": message,
+                "type": "invalid_request_error",
+                "param": None,
+                "code": code,
+            }
+        }
+    )
 
 
 @dataclass
@@ -192,7 +218,7 @@ def _parse_one(buf: bytearray) -> tuple[Request, int] | None:
             raise _ParseError(413, "body too large")
         if len(buf) < start + length:
             return None
-        body, consumed = bytes(buf[start:start + length]), start + length
+        body, consumed = bytes(buf[start : start + length]), start + length
     return Request(method, path.split("?", 1)[0], headers, body, keep_alive), consumed
 
 
@@ -211,7 +237,7 @@ def _parse_chunked(buf: bytearray, pos: int) -> tuple[bytes, int] | None:
             return bytes(body), trailer_end + 4
         if len(buf) < pos + size + 2:
             return None
-        body += buf[pos:pos + size]
+        body += buf[pos : pos + size]
         if len(body) > MAX_BODY_BYTES:
             raise _ParseError(413, "body too large")
         pos += size + 2
@@ -279,8 +305,19 @@ class MockProtocol(asyncio.Protocol):
             self._chat(req)
         elif route == ("GET", "/v1/models"):
             STATS.models += 1
-            body = orjson.dumps({"object": "list", "data": [
-                {"id": "gpt-bench", "object": "model", "created": CREATED, "owned_by": "mock"}]})
+            body = orjson.dumps(
+                {
+                    "object": "list",
+                    "data": [
+                        {
+                            "id": "gpt-bench",
+                            "object": "model",
+                            "created": CREATED,
+                            "owned_by": "mock",
+                        }
+                    ],
+                }
+            )
             self._send_json(200, body, req.keep_alive)
         elif req.path == "/_bench/profile":
             self._profile(req)
@@ -324,8 +361,9 @@ class MockProtocol(asyncio.Protocol):
             STATS.chat_stream += 1
             options = body.get("stream_options") or {}
             include_usage = bool(isinstance(options, dict) and options.get("include_usage"))
-            self._stream(req, StreamRender(request_id, model_json, include_usage, profile.tokens),
-                         profile)
+            self._stream(
+                req, StreamRender(request_id, model_json, include_usage, profile.tokens), profile
+            )
         else:
             STATS.chat_nonstream += 1
             payload = _completion_body(request_id, model_json, profile.tokens)
@@ -359,8 +397,9 @@ class MockProtocol(asyncio.Protocol):
         STATS.streams_active += 1
         STATS.max_streams_active = max(STATS.max_streams_active, STATS.streams_active)
         loop = asyncio.get_running_loop()
-        self.timer = loop.call_later(profile.ttft, self._tick, render, 0, profile.per_token,
-                                     req.keep_alive)
+        self.timer = loop.call_later(
+            profile.ttft, self._tick, render, 0, profile.per_token, req.keep_alive
+        )
 
     def _tick(self, render: StreamRender, i: int, per_token: float, keep_alive: bool) -> None:
         self.timer = None
@@ -405,12 +444,19 @@ class MockProtocol(asyncio.Protocol):
 
 def _completion_body(request_id: bytes, model_json: bytes, tokens: int) -> bytes:
     content = orjson.dumps(expected_content(tokens))
-    return (b'{"id":"' + request_id + b'","object":"chat.completion","created":'
-            + str(CREATED).encode() + b',"model":' + model_json
-            + b',"system_fingerprint":"fp_bench","choices":[{"index":0,"message":'
-            b'{"role":"assistant","content":' + content + b',"refusal":null},'
-            b'"logprobs":null,"finish_reason":"stop"}],"usage":' + _usage(tokens)
-            + b',"service_tier":"default"}')
+    return (
+        b'{"id":"'
+        + request_id
+        + b'","object":"chat.completion","created":'
+        + str(CREATED).encode()
+        + b',"model":'
+        + model_json
+        + b',"system_fingerprint":"fp_bench","choices":[{"index":0,"message":'
+        b'{"role":"assistant","content":' + content + b',"refusal":null},'
+        b'"logprobs":null,"finish_reason":"stop"}],"usage":'
+        + _usage(tokens)
+        + b',"service_tier":"default"}'
+    )
 
 
 def _apply_profile(update: Any) -> None:
@@ -438,8 +484,9 @@ async def serve(host: str, port: int) -> None:
     loop = asyncio.get_running_loop()
     server = await loop.create_server(MockProtocol, host, port, backlog=4096, reuse_address=True)
     bound = server.sockets[0].getsockname()[1]
-    print(f"mock upstream listening on http://{host}:{bound}/v1 profile={asdict(PROFILE)}",
-          flush=True)
+    print(
+        f"mock upstream listening on http://{host}:{bound}/v1 profile={asdict(PROFILE)}", flush=True
+    )
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)

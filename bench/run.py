@@ -84,12 +84,13 @@ def orbyt_available() -> str | None:
     """None when ``python -m orbyt`` can run, else why not."""
     probe = "import importlib.util as u, sys; sys.exit(0 if u.find_spec('orbyt.__main__') else 3)"
     env = {**os.environ, **orbyt_env(0, "")}
-    proc = subprocess.run([PY, "-c", probe], cwd=REPO, env=env, capture_output=True, text=True,
-                          check=False)
+    proc = subprocess.run(
+        [PY, "-c", probe], cwd=REPO, env=env, capture_output=True, text=True, check=False
+    )
     if proc.returncode == 0:
         return None
     if proc.returncode == 3:
-        return "orbyt/__main__.py not found: `python -m orbyt` is not runnable yet"
+        return "src/orbyt/__main__.py not found: `python -m orbyt` is not runnable yet"
     return f"importing orbyt failed: {proc.stderr.strip().splitlines()[-1:]}"
 
 
@@ -119,18 +120,48 @@ class Scenario:
         return self.quick_max_seconds if quick else self.max_seconds
 
 
-SCENARIOS: dict[str, Scenario] = {s.key: s for s in [
-    Scenario("a", "non-stream, 20 tok, no delay, c=50", False, 50, 5000, 1000),
-    Scenario("b", "stream, 20 tok, no delay, c=50", True, 50, 3000, 600),
-    Scenario("c", "stream, ttft 200 ms + 20 ms/tok, c=200", True, 200, 2400, 800,
-             ttft=0.2, per_token=0.02),
-    Scenario("d", "stream, ttft 200 ms + 20 ms/tok, c=1000", True, 1000, 6000, 2500,
-             ttft=0.2, per_token=0.02, max_seconds=45.0, quick_max_seconds=15.0,
-             loadgen_procs=2, request_timeout=120.0),
-    Scenario("e", "stream, no delay, c=1 (sequential)", True, 1, 500, 150),
-    Scenario("f", "stream, ttft 200 ms + 20 ms/tok, c=50", True, 50, 1500, 400,
-             ttft=0.2, per_token=0.02),
-]}
+SCENARIOS: dict[str, Scenario] = {
+    s.key: s
+    for s in [
+        Scenario("a", "non-stream, 20 tok, no delay, c=50", False, 50, 5000, 1000),
+        Scenario("b", "stream, 20 tok, no delay, c=50", True, 50, 3000, 600),
+        Scenario(
+            "c",
+            "stream, ttft 200 ms + 20 ms/tok, c=200",
+            True,
+            200,
+            2400,
+            800,
+            ttft=0.2,
+            per_token=0.02,
+        ),
+        Scenario(
+            "d",
+            "stream, ttft 200 ms + 20 ms/tok, c=1000",
+            True,
+            1000,
+            6000,
+            2500,
+            ttft=0.2,
+            per_token=0.02,
+            max_seconds=45.0,
+            quick_max_seconds=15.0,
+            loadgen_procs=2,
+            request_timeout=120.0,
+        ),
+        Scenario("e", "stream, no delay, c=1 (sequential)", True, 1, 500, 150),
+        Scenario(
+            "f",
+            "stream, ttft 200 ms + 20 ms/tok, c=50",
+            True,
+            50,
+            1500,
+            400,
+            ttft=0.2,
+            per_token=0.02,
+        ),
+    ]
+}
 
 
 # ----------------------------------------------------------------------------- processes
@@ -143,11 +174,19 @@ class Processes:
         self.log_dir = log_dir
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, name: str, cmd: list[str], env: dict[str, str] | None = None,
-              cwd: Path = REPO) -> subprocess.Popen[bytes]:
+    def start(
+        self, name: str, cmd: list[str], env: dict[str, str] | None = None, cwd: Path = REPO
+    ) -> subprocess.Popen[bytes]:
         log = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115 - lives with the process
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         log.close()
         self.procs[name] = proc
         return proc
@@ -190,8 +229,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str,
-               alive: Callable[[], bool] = lambda: True) -> None:
+def wait_until(
+    check: Callable[[], bool], timeout: float, what: str, alive: Callable[[], bool] = lambda: True
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
@@ -202,11 +242,20 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str,
     raise RuntimeError(f"{what}: not ready after {timeout:.0f} s")
 
 
-def http(method: str, url: str, body: dict[str, Any] | None = None,
-         headers: dict[str, str] | None = None, timeout: float = 5.0) -> tuple[int, bytes]:
+def http(
+    method: str,
+    url: str,
+    body: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 5.0,
+) -> tuple[int, bytes]:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json", **(headers or {})})
+    req = urllib.request.Request(
+        url,
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, resp.read()
@@ -222,7 +271,8 @@ def _is_ok(url: str) -> bool:
 
 def redis_command(port: int, *args: str) -> bytes:
     payload = b"*%d\r\n" % len(args) + b"".join(
-        b"$%d\r\n%s\r\n" % (len(a.encode()), a.encode()) for a in args)
+        b"$%d\r\n%s\r\n" % (len(a.encode()), a.encode()) for a in args
+    )
     with socket.create_connection((HOST, port), timeout=2) as s:
         s.sendall(payload)
         return s.recv(65536)
@@ -364,19 +414,39 @@ class Bench:
 
     def start_mock(self) -> None:
         self.mock_port = free_port()
-        self.procs.start("mock", [PY, str(BENCH / "mock_upstream.py"), "--port",
-                                  str(self.mock_port)])
-        wait_until(lambda: http("GET", f"{self.mock_url}/models")[0] == 200, 10, "mock upstream",
-                   lambda: self.procs.alive("mock"))
+        self.procs.start(
+            "mock", [PY, str(BENCH / "mock_upstream.py"), "--port", str(self.mock_port)]
+        )
+        wait_until(
+            lambda: http("GET", f"{self.mock_url}/models")[0] == 200,
+            10,
+            "mock upstream",
+            lambda: self.procs.alive("mock"),
+        )
 
     def start_redis(self) -> None:
         if self.redis_port:
             return
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         self.redis_port = free_port()
-        self.procs.start("redis", [binary, "--port", str(self.redis_port), "--bind", HOST,
-                                   "--save", "", "--appendonly", "no", "--loglevel", "warning",
-                                   "--maxclients", "10000"])
+        self.procs.start(
+            "redis",
+            [
+                binary,
+                "--port",
+                str(self.redis_port),
+                "--bind",
+                HOST,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--loglevel",
+                "warning",
+                "--maxclients",
+                "10000",
+            ],
+        )
 
         def pong() -> bool:
             try:
@@ -387,9 +457,11 @@ class Bench:
         wait_until(pong, 10, "redis-server", lambda: self.procs.alive("redis"))
 
     def set_profile(self, scenario: Scenario) -> None:
-        status, body = http("POST", f"http://{HOST}:{self.mock_port}/_bench/profile",
-                            {"tokens": scenario.tokens, "ttft": scenario.ttft,
-                             "per_token": scenario.per_token})
+        status, body = http(
+            "POST",
+            f"http://{HOST}:{self.mock_port}/_bench/profile",
+            {"tokens": scenario.tokens, "ttft": scenario.ttft, "per_token": scenario.per_token},
+        )
         if status != 200:
             raise RuntimeError(f"mock refused profile: {status} {body!r}")
 
@@ -401,8 +473,13 @@ class Bench:
     # -- targets -------------------------------------------------------------------------
     def start_target(self, name: str, layout: OrbytLayout = OrbytLayout()) -> Target:
         if name == "direct":
-            return Target("direct", [self.mock_url], "sk-mock", "gpt-bench",
-                          {"mock": [self.procs.procs["mock"].pid]})
+            return Target(
+                "direct",
+                [self.mock_url],
+                "sk-mock",
+                "gpt-bench",
+                {"mock": [self.procs.procs["mock"].pid]},
+            )
         if name == "litellm":
             return self._start_litellm()
         if name == "orbyt":
@@ -420,13 +497,26 @@ class Bench:
             litellm_proxy.install()
         port = free_port()
         config = litellm_proxy.write_config(self.run_dir / "litellm.yaml", self.mock_url)
-        proc = self.procs.start("litellm-proxy", litellm_proxy.command(config, port),
-                                env=litellm_proxy.env(), cwd=self.run_dir)
+        proc = self.procs.start(
+            "litellm-proxy",
+            litellm_proxy.command(config, port),
+            env=litellm_proxy.env(),
+            cwd=self.run_dir,
+        )
         base = f"http://{HOST}:{port}"
-        wait_until(lambda: http("GET", f"{base}/health/liveliness")[0] == 200, 120,
-                   "litellm proxy", lambda: self.procs.alive("litellm-proxy"))
-        target = Target("litellm", [f"{base}/v1"], litellm_proxy.MASTER_KEY, litellm_proxy.MODEL,
-                        {"litellm": [proc.pid]})
+        wait_until(
+            lambda: http("GET", f"{base}/health/liveliness")[0] == 200,
+            120,
+            "litellm proxy",
+            lambda: self.procs.alive("litellm-proxy"),
+        )
+        target = Target(
+            "litellm",
+            [f"{base}/v1"],
+            litellm_proxy.MASTER_KEY,
+            litellm_proxy.MODEL,
+            {"litellm": [proc.pid]},
+        )
         self._smoke(target)
         return target
 
@@ -449,43 +539,84 @@ class Bench:
             name = f"orbyt-api-{i}"
             ready_url = f"http://{HOST}:{port}{ORBYT_READY_PATH}"
             try:
-                wait_until(partial(_is_ok, ready_url), 60, f"{name} {ORBYT_READY_PATH}",
-                           partial(self.procs.alive, name))
+                wait_until(
+                    partial(_is_ok, ready_url),
+                    60,
+                    f"{name} {ORBYT_READY_PATH}",
+                    partial(self.procs.alive, name),
+                )
             except RuntimeError as exc:
-                tails = "\n".join(f"--- {n}\n{self.procs.log_tail(n)}" for n in
-                                  [name, *(f"orbyt-worker-{j}" for j in range(layout.workers))])
+                tails = "\n".join(
+                    f"--- {n}\n{self.procs.log_tail(n)}"
+                    for n in [name, *(f"orbyt-worker-{j}" for j in range(layout.workers))]
+                )
                 raise RuntimeError(f"{exc}\n{tails}") from exc
         if layout.workers > 1:
             time.sleep(2.0)  # readiness needs one live worker; give the others time to join
-        target = Target("orbyt", [f"http://{HOST}:{p}/v1" for p in ports], ORBYT_KEY, ORBYT_MODEL,
-                        {"api": api_pids, "worker": worker_pids,
-                         "redis": [self.procs.procs["redis"].pid]})
+        target = Target(
+            "orbyt",
+            [f"http://{HOST}:{p}/v1" for p in ports],
+            ORBYT_KEY,
+            ORBYT_MODEL,
+            {"api": api_pids, "worker": worker_pids, "redis": [self.procs.procs["redis"].pid]},
+        )
         try:
             self._smoke(target)
         except RuntimeError as exc:
-            tails = "\n".join(f"--- {n} log tail\n{self.procs.log_tail(n)}"
-                              for n in self.procs.procs if n.startswith("orbyt-"))
+            tails = "\n".join(
+                f"--- {n} log tail\n{self.procs.log_tail(n)}"
+                for n in self.procs.procs
+                if n.startswith("orbyt-")
+            )
             raise RuntimeError(f"{exc}\n{tails}") from exc
         return target
 
     def _smoke(self, target: Target) -> None:
         body = {"model": target.model, "messages": [{"role": "user", "content": "hi"}]}
-        status, answer = http("POST", f"{target.base_urls[0]}/chat/completions", body,
-                              {"Authorization": f"Bearer {target.key}"}, timeout=30)
+        status, answer = http(
+            "POST",
+            f"{target.base_urls[0]}/chat/completions",
+            body,
+            {"Authorization": f"Bearer {target.key}"},
+            timeout=30,
+        )
         if status != 200:
             raise RuntimeError(f"{target.name}: smoke request got {status}: {answer[:300]!r}")
 
     # -- one measurement -----------------------------------------------------------------
-    def loadgen_command(self, target: Target, scenario: Scenario, label: str,
-                        out: Path) -> list[str]:
+    def loadgen_command(
+        self, target: Target, scenario: Scenario, label: str, out: Path
+    ) -> list[str]:
         quick = self.args.quick
-        cmd = [PY, str(BENCH / "loadgen.py"), "--key", target.key, "--model", target.model,
-               "--tokens", str(scenario.tokens), "--concurrency", str(scenario.concurrency),
-               "--requests", str(scenario.quick_requests if quick else scenario.requests),
-               "--warmup", str(scenario.warmup(quick)),
-               "--max-seconds", str(scenario.max_seconds_for(quick)), "--warmup-seconds", "30",
-               "--timeout", str(scenario.request_timeout), "--procs", str(scenario.loadgen_procs),
-               "--label", label, "--out", str(out), "--sync"]
+        cmd = [
+            PY,
+            str(BENCH / "loadgen.py"),
+            "--key",
+            target.key,
+            "--model",
+            target.model,
+            "--tokens",
+            str(scenario.tokens),
+            "--concurrency",
+            str(scenario.concurrency),
+            "--requests",
+            str(scenario.quick_requests if quick else scenario.requests),
+            "--warmup",
+            str(scenario.warmup(quick)),
+            "--max-seconds",
+            str(scenario.max_seconds_for(quick)),
+            "--warmup-seconds",
+            "30",
+            "--timeout",
+            str(scenario.request_timeout),
+            "--procs",
+            str(scenario.loadgen_procs),
+            "--label",
+            label,
+            "--out",
+            str(out),
+            "--sync",
+        ]
         for url in target.base_urls:
             cmd += ["--base-url", url]
         if scenario.stream:
@@ -500,9 +631,13 @@ class Bench:
         out = self.run_dir / f"{label}.json"
         roles = {**target.roles, "_mock": [self.procs.procs["mock"].pid]}
         reaped0 = _reaped_children_cpu()
-        lg = subprocess.Popen(self.loadgen_command(target, scenario, label, out),
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                              start_new_session=True)
+        lg = subprocess.Popen(
+            self.loadgen_command(target, scenario, label, out),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         try:
             assert lg.stdin is not None and lg.stdout is not None
             if lg.stdout.readline().strip() != "READY":
@@ -527,17 +662,23 @@ class Bench:
         upstream = self.mock_stats()
         mock_cpu = cpu.pop("_mock")
         sut_cpu = sum(cpu.values()) if target.name != "direct" else 0.0  # direct's SUT: mock
-        result.update({
-            "target": target.name, "scenario": scenario.key, "title": scenario.title,
-            "upstream_chat_requests": upstream.get("chat_stream", 0)
-            + upstream.get("chat_nonstream", 0),
-            "sut_cpu_ms_per_req": {r: round(c / done * 1000, 3) for r, c in cpu.items()},
-            "sut_cpu_util": {r: round(c / wall, 3) for r, c in cpu.items()},
-            "sut_peak_rss_mb": dict(sampler.peak),
-            "mock_cpu_util": round(mock_cpu / wall, 3),
-            "other_cpu_util": round(max(busy - loadgen_cpu - mock_cpu - sut_cpu, 0.0) / wall, 3),
-            "quiet_wait_s": waited,
-        })
+        result.update(
+            {
+                "target": target.name,
+                "scenario": scenario.key,
+                "title": scenario.title,
+                "upstream_chat_requests": upstream.get("chat_stream", 0)
+                + upstream.get("chat_nonstream", 0),
+                "sut_cpu_ms_per_req": {r: round(c / done * 1000, 3) for r, c in cpu.items()},
+                "sut_cpu_util": {r: round(c / wall, 3) for r, c in cpu.items()},
+                "sut_peak_rss_mb": dict(sampler.peak),
+                "mock_cpu_util": round(mock_cpu / wall, 3),
+                "other_cpu_util": round(
+                    max(busy - loadgen_cpu - mock_cpu - sut_cpu, 0.0) / wall, 3
+                ),
+                "quiet_wait_s": waited,
+            }
+        )
         out.write_text(json.dumps(result, indent=2) + "\n")
         return result
 
@@ -565,9 +706,11 @@ def sut_cpu_ms(r: dict[str, Any]) -> float | None:
 
 def results_table(results: list[dict[str, Any]]) -> str:
     by = {(r["scenario"], r["target"]): r for r in results}
-    head = ("| scenario | target | req/s | TTFT p50 ms | TTFT p99 ms | total p50 ms | errors "
-            "| req/s vs direct | req/s vs LiteLLM | +TTFT p50 vs direct ms "
-            "| TTFT p50 vs LiteLLM | SUT CPU ms/req | SUT peak RSS MB |")
+    head = (
+        "| scenario | target | req/s | TTFT p50 ms | TTFT p99 ms | total p50 ms | errors "
+        "| req/s vs direct | req/s vs LiteLLM | +TTFT p50 vs direct ms "
+        "| TTFT p50 vs LiteLLM | SUT CPU ms/req | SUT peak RSS MB |"
+    )
     rows = [head, "|" + "---|" * 13]
     for r in results:
         direct = by.get((r["scenario"], "direct")) if r["target"] != "direct" else None
@@ -584,22 +727,29 @@ def results_table(results: list[dict[str, Any]]) -> str:
             f"| {r['scenario']} | {r['target']} | {_fmt(r['rps'])} | {_fmt(ttft)} "
             f"| {_fmt(r['ttft_ms']['p99'])} | {_fmt(r['total_ms']['p50'])} | {errors} "
             f"| {vs_direct} | {vs_lite} | {added} | {ttft_vs_lite} "
-            f"| {_fmt(sut_cpu_ms(r), 2)} | {_fmt(rss, 0)} |")
+            f"| {_fmt(sut_cpu_ms(r), 2)} | {_fmt(rss, 0)} |"
+        )
     return "\n".join(rows)
 
 
 def harness_table(results: list[dict[str, Any]]) -> str:
-    rows = [("| scenario | target | ok | upstream calls | loadgen CPU % | mock CPU % "
-             "| SUT CPU % by role | other CPU % | SUT peak RSS MB by role | error kinds |"),
-            "|" + "---|" * 10]
+    rows = [
+        (
+            "| scenario | target | ok | upstream calls | loadgen CPU % | mock CPU % "
+            "| SUT CPU % by role | other CPU % | SUT peak RSS MB by role | error kinds |"
+        ),
+        "|" + "---|" * 10,
+    ]
     for r in results:
         roles = ", ".join(f"{k} {v * 100:.0f}" for k, v in r["sut_cpu_util"].items())
         rss = ", ".join(f"{k} {v:.0f}" for k, v in r["sut_peak_rss_mb"].items())
         kinds = ", ".join(f"{k}×{v}" for k, v in r["error_kinds"].items()) or "–"
-        rows.append(f"| {r['scenario']} | {r['target']} | {r['ok']} "
-                    f"| {r['upstream_chat_requests']} | {r['loadgen_cpu_util'] * 100:.0f} "
-                    f"| {r['mock_cpu_util'] * 100:.0f} "
-                    f"| {roles} | {r.get('other_cpu_util', 0) * 100:.0f} | {rss} | {kinds} |")
+        rows.append(
+            f"| {r['scenario']} | {r['target']} | {r['ok']} "
+            f"| {r['upstream_chat_requests']} | {r['loadgen_cpu_util'] * 100:.0f} "
+            f"| {r['mock_cpu_util'] * 100:.0f} "
+            f"| {roles} | {r.get('other_cpu_util', 0) * 100:.0f} | {rss} | {kinds} |"
+        )
     return "\n".join(rows)
 
 
@@ -610,29 +760,51 @@ def machine_line() -> str:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    return (f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
-            f"LiteLLM {litellm_proxy.version()}")
+    return (
+        f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
+        f"LiteLLM {litellm_proxy.version()}"
+    )
 
 
-def render(args: argparse.Namespace, results: list[dict[str, Any]], skipped: dict[str, str],
-           extra: str, started: float, run_dir: Path, load_before: float) -> str:
+def render(
+    args: argparse.Namespace,
+    results: list[dict[str, Any]],
+    skipped: dict[str, str],
+    extra: str,
+    started: float,
+    run_dir: Path,
+    load_before: float,
+) -> str:
     mode = "quick" if args.quick else "full"
     lines = [
-        "# Orbyt benchmark results", "",
+        "# Orbyt benchmark results",
+        "",
         f"Run {run_dir.name} ({mode} mode, {time.monotonic() - started:.0f} s), "
         f"{machine_line()}; 1-min load average {load_before:.2f} before, "
         f"{os.getloadavg()[0]:.2f} after. Load generator, mock upstream and the system under "
         "test share the cores; 'other CPU %' is what the rest of the machine used meanwhile. "
-        "JSON and logs: `bench/out/" + run_dir.name + "/`.", "",
-        "Scenarios: " + "; ".join(f"**{s.key}** {s.title}" for s in SCENARIOS.values()
-                                  if s.key in args.only) + ".", "",
+        "JSON and logs: `bench/out/" + run_dir.name + "/`.",
+        "",
+        "Scenarios: "
+        + "; ".join(f"**{s.key}** {s.title}" for s in SCENARIOS.values() if s.key in args.only)
+        + ".",
+        "",
     ]
     for name, why in skipped.items():
         lines += [f"> **{name} skipped:** {why}", ""]
     if results:
-        lines += ["## Throughput and latency", "", results_table(results), "",
-                  "⏱ = the scenario hit its time bound; req/s counts the requests that finished.",
-                  "", "## Harness load and resources", "", harness_table(results), ""]
+        lines += [
+            "## Throughput and latency",
+            "",
+            results_table(results),
+            "",
+            "⏱ = the scenario hit its time bound; req/s counts the requests that finished.",
+            "",
+            "## Harness load and resources",
+            "",
+            harness_table(results),
+            "",
+        ]
     if extra:
         lines += [extra, ""]
     return "\n".join(lines)
@@ -641,8 +813,9 @@ def render(args: argparse.Namespace, results: list[dict[str, Any]], skipped: dic
 # ----------------------------------------------------------------------------- main flows
 
 
-def run_matrix(bench: Bench, args: argparse.Namespace) -> tuple[list[dict[str, Any]],
-                                                                dict[str, str]]:
+def run_matrix(
+    bench: Bench, args: argparse.Namespace
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
     results: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
     for name in args.targets:
@@ -664,8 +837,11 @@ def run_matrix(bench: Bench, args: argparse.Namespace) -> tuple[list[dict[str, A
                 print(f"   scenario {key}: {scenario.title} ...", end=" ", flush=True)
                 r = bench.measure(target, scenario, f"{name}-{key}")
                 results.append(r)
-                print(f"{r['rps']:.1f} req/s, TTFT p50 {_fmt(r['ttft_ms']['p50'])} ms, "
-                      f"p99 {_fmt(r['ttft_ms']['p99'])} ms, errors {r['errors']}", flush=True)
+                print(
+                    f"{r['rps']:.1f} req/s, TTFT p50 {_fmt(r['ttft_ms']['p50'])} ms, "
+                    f"p99 {_fmt(r['ttft_ms']['p99'])} ms, errors {r['errors']}",
+                    flush=True,
+                )
         finally:
             bench.stop_target(target)
     order = {t: i for i, t in enumerate(args.targets)}
@@ -678,9 +854,15 @@ SCALE_LAYOUTS = [OrbytLayout(1, 1), OrbytLayout(1, 2), OrbytLayout(2, 1), OrbytL
 
 def run_scale(bench: Bench) -> tuple[list[dict[str, Any]], dict[str, str], str]:
     scenario = SCENARIOS["c"]
-    rows = ["## Scale-out (scenario c, Orbyt)", "",
-            ("| APIs | workers | req/s | TTFT p50 ms | TTFT p99 ms | errors | API CPU % "
-            "| worker CPU % | redis CPU % | API RSS MB | worker RSS MB |"), "|" + "---|" * 11]
+    rows = [
+        "## Scale-out (scenario c, Orbyt)",
+        "",
+        (
+            "| APIs | workers | req/s | TTFT p50 ms | TTFT p99 ms | errors | API CPU % "
+            "| worker CPU % | redis CPU % | API RSS MB | worker RSS MB |"
+        ),
+        "|" + "---|" * 11,
+    ]
     results: list[dict[str, Any]] = []
     for layout in SCALE_LAYOUTS:
         print(f"\n== orbyt {layout.apis} API / {layout.workers} worker", flush=True)
@@ -696,15 +878,25 @@ def run_scale(bench: Bench) -> tuple[list[dict[str, Any]], dict[str, str], str]:
         r["target"] = f"orbyt {layout.apis} API/{layout.workers} worker"
         results.append(r)
         util, rss = r["sut_cpu_util"], r["sut_peak_rss_mb"]
-        rows.append(f"| {layout.apis} | {layout.workers} | {_fmt(r['rps'])} "
-                    f"| {_fmt(r['ttft_ms']['p50'])} | {_fmt(r['ttft_ms']['p99'])} | {r['errors']} "
-                    f"| {util['api'] * 100:.0f} | {util['worker'] * 100:.0f} "
-                    f"| {util['redis'] * 100:.0f} | {rss['api']:.0f} | {rss['worker']:.0f} |")
-        print(f"   {r['rps']:.1f} req/s, TTFT p50 {_fmt(r['ttft_ms']['p50'])} ms, "
-              f"errors {r['errors']}", flush=True)
-    rows += ["", ("On a 2-core machine that also runs the load generator and the mock, more "
-             "processes cannot add CPU; this checks that several APIs and workers share the "
-             "load correctly, not how far Orbyt scales.")]
+        rows.append(
+            f"| {layout.apis} | {layout.workers} | {_fmt(r['rps'])} "
+            f"| {_fmt(r['ttft_ms']['p50'])} | {_fmt(r['ttft_ms']['p99'])} | {r['errors']} "
+            f"| {util['api'] * 100:.0f} | {util['worker'] * 100:.0f} "
+            f"| {util['redis'] * 100:.0f} | {rss['api']:.0f} | {rss['worker']:.0f} |"
+        )
+        print(
+            f"   {r['rps']:.1f} req/s, TTFT p50 {_fmt(r['ttft_ms']['p50'])} ms, "
+            f"errors {r['errors']}",
+            flush=True,
+        )
+    rows += [
+        "",
+        (
+            "On a 2-core machine that also runs the load generator and the mock, more "
+            "processes cannot add CPU; this checks that several APIs and workers share the "
+            "load correctly, not how far Orbyt scales."
+        ),
+    ]
     return results, {}, "\n".join(rows)
 
 
@@ -713,24 +905,38 @@ def orbyt_memory_note(results: list[dict[str, Any]]) -> str:
     if d is None:
         return ""
     rss = d["sut_peak_rss_mb"]
-    return (f"**Orbyt memory in (d)** (1,000 concurrent streams, peak VmRSS): API "
-            f"{rss.get('api', 0):.0f} MB, worker {rss.get('worker', 0):.0f} MB, "
-            f"redis {rss.get('redis', 0):.0f} MB.")
+    return (
+        f"**Orbyt memory in (d)** (1,000 concurrent streams, peak VmRSS): API "
+        f"{rss.get('api', 0):.0f} MB, worker {rss.get('worker', 0):.0f} MB, "
+        f"redis {rss.get('redis', 0):.0f} MB."
+    )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="fewer requests, shorter bounds")
     p.add_argument("--only", default=",".join(SCENARIOS), help="scenarios, e.g. a,b,e")
-    p.add_argument("--targets", default="direct,orbyt,litellm",
-                   help="comma list of direct, orbyt, litellm")
-    p.add_argument("--scale", action="store_true",
-                   help="Orbyt with 1/2 APIs x 1/2 workers on scenario c (ignores --only)")
-    p.add_argument("--quiet-wait", type=float, default=0.0, metavar="SECONDS",
-                   help="before each measurement wait up to this long for the rest of the "
-                        "machine to fall under 0.3 busy cores (for shared, noisy machines)")
-    p.add_argument("--no-install", action="store_true",
-                   help="skip LiteLLM instead of creating bench/.venv-litellm")
+    p.add_argument(
+        "--targets", default="direct,orbyt,litellm", help="comma list of direct, orbyt, litellm"
+    )
+    p.add_argument(
+        "--scale",
+        action="store_true",
+        help="Orbyt with 1/2 APIs x 1/2 workers on scenario c (ignores --only)",
+    )
+    p.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="before each measurement wait up to this long for the rest of the "
+        "machine to fall under 0.3 busy cores (for shared, noisy machines)",
+    )
+    p.add_argument(
+        "--no-install",
+        action="store_true",
+        help="skip LiteLLM instead of creating bench/.venv-litellm",
+    )
     args = p.parse_args(argv)
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
     args.targets = [t.strip() for t in args.targets.split(",") if t.strip()]
@@ -779,13 +985,16 @@ def main(argv: list[str] | None = None) -> int:
             print("\ninterrupted; stopping every process", file=sys.stderr)
             return 130
     report = render(args, results, skipped, extra, started, run_dir, load_before)
-    (run_dir / "results.json").write_text(json.dumps(
-        {"args": vars(args), "skipped": skipped, "results": results}, indent=2) + "\n")
+    (run_dir / "results.json").write_text(
+        json.dumps({"args": vars(args), "skipped": skipped, "results": results}, indent=2) + "\n"
+    )
     (run_dir / "results.md").write_text(report)
     (BENCH / ("results-scale.md" if args.scale else "results.md")).write_text(report)
     print("\n" + report)
-    print(f"wrote bench/{'results-scale.md' if args.scale else 'results.md'} and "
-          f"{run_dir.relative_to(REPO)}/ in {time.monotonic() - started:.0f} s")
+    print(
+        f"wrote bench/{'results-scale.md' if args.scale else 'results.md'} and "
+        f"{run_dir.relative_to(REPO)}/ in {time.monotonic() - started:.0f} s"
+    )
     return 0
 
 

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Set everything up and run the whole test suite (unit + integration with real processes).
+# Set everything up and run the whole test suite (unit + integration with real processes),
+# with a coverage report over src/ (API and worker subprocesses included) and a floor.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 ORBYT_REDIS_SERVER="$(scripts/ensure-redis.sh | tail -n 1)"
 export ORBYT_REDIS_SERVER
-exec .venv/bin/python -m pytest "$@"
+rm -f .coverage .coverage.*
+exec .venv/bin/python -m pytest --cov --cov-report=term:skip-covered \
+  --cov-fail-under="${ORBYT_COVERAGE_FLOOR:-85}" "$@"

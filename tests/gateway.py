@@ -14,7 +14,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from orbyt.embedded_redis import free_port, wait_port
+from orbyt.cli.embedded_redis import free_port as free_port
+from orbyt.cli.embedded_redis import wait_port
 
 ROOT = Path(__file__).resolve().parent.parent
 GATEWAY_KEY = "sk-or-v1-" + "7" * 64
@@ -34,9 +35,26 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir, "--databases", "64",
-             "--loglevel", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.dir,
+                "--databases",
+                "64",
+                "--loglevel",
+                "warning",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_port(self.port)
         return self
 
@@ -60,8 +78,14 @@ class RedisServer:
 class Gateway:
     """One API process and N worker processes sharing a Redis database."""
 
-    def __init__(self, redis_url: str, env: dict[str, str] | None = None, workers: int = 1,
-                 apis: int = 1, log_level: str = "info") -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        env: dict[str, str] | None = None,
+        workers: int = 1,
+        apis: int = 1,
+        log_level: str = "info",
+    ) -> None:
         self.redis_url = redis_url
         self.log_level = log_level
         self.ports = [free_port() for _ in range(apis)]
@@ -93,8 +117,13 @@ class Gateway:
 
     def _spawn(self, args: list[str], name: str) -> subprocess.Popen[bytes]:
         with open(self.logdir / f"{name}.log", "ab") as log:
-            return subprocess.Popen([sys.executable, "-m", "orbyt", *args], env=self.env,
-                                    cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+            return subprocess.Popen(
+                [sys.executable, "-m", "orbyt", *args],
+                env=self.env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
     def start_worker(self) -> subprocess.Popen[bytes]:
         proc = self._spawn(["worker", "--log-level", self.log_level], f"worker{len(self.workers)}")
@@ -105,8 +134,20 @@ class Gateway:
         for _ in range(self._n_workers):
             self.start_worker()
         for i, port in enumerate(self.ports):
-            self.apis.append(self._spawn(["api", "--host", "127.0.0.1", "--port", str(port),
-                                          "--log-level", self.log_level], f"api{i}"))
+            self.apis.append(
+                self._spawn(
+                    [
+                        "api",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(port),
+                        "--log-level",
+                        self.log_level,
+                    ],
+                    f"api{i}",
+                )
+            )
         for i in range(len(self.ports)):
             self.wait_ready(i, "/readyz" if wait_workers and self._n_workers else "/healthz")
         return self
@@ -127,8 +168,10 @@ class Gateway:
         raise RuntimeError(f"gateway not ready:\n{self.logs()}")
 
     def logs(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-4000:]}"
-                         for p in sorted(self.logdir.glob("*.log")))
+        return "\n".join(
+            f"--- {p.name}\n{p.read_text(errors='replace')[-4000:]}"
+            for p in sorted(self.logdir.glob("*.log"))
+        )
 
     def all_logs(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in self.logdir.glob("*.log"))

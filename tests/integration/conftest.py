@@ -21,10 +21,12 @@ def _reset_fakes(request: pytest.FixtureRequest) -> None:
 
 @pytest.fixture(scope="module")
 def gateway(redis_server: RedisServer, fake_openai: FakeOpenAI) -> Iterator[Gateway]:
-    env = {"ORBYT_PROVIDERS__OPENAI__BASE_URL": fake_openai.base_url,
-           "ORBYT_PROVIDERS__OPENAI__KEYS": '["sk-pool-openai-1"]',
-           "ORBYT_PROVIDERS__MYVLLM__ADAPTER": "openai",
-           "ORBYT_PROVIDERS__MYVLLM__BASE_URL": fake_openai.base_url,
-           "ORBYT_PROVIDERS__MYVLLM__KEYS": "sk-vllm-local"}
+    env = {
+        "ORBYT_PROVIDERS__OPENAI__BASE_URL": fake_openai.base_url,
+        "ORBYT_PROVIDERS__OPENAI__KEYS": '["sk-pool-openai-1"]',
+        "ORBYT_PROVIDERS__MYVLLM__ADAPTER": "openai",
+        "ORBYT_PROVIDERS__MYVLLM__BASE_URL": fake_openai.base_url,
+        "ORBYT_PROVIDERS__MYVLLM__KEYS": "sk-vllm-local",
+    }
     with Gateway(redis_server.new_db_url(), env, workers=2) as gw:
         yield gw

@@ -145,8 +145,7 @@ def forget_health(gw: Gateway) -> None:
 
 
 def client(gw: Gateway, timeout: float = 20) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gw.base_url, api_key=GATEWAY_KEY, max_retries=0,
-                         timeout=timeout)
+    return openai.OpenAI(base_url=gw.base_url, api_key=GATEWAY_KEY, max_retries=0, timeout=timeout)
 
 
 def extra(**fields: Any) -> dict[str, Any]:
@@ -192,7 +191,8 @@ def stream_chat(gw: Gateway, model: str, **kwargs: Any) -> Streamed:
     content token propagates (it is a real HTTP error, not an in-band one)."""
     seen = Streamed()
     with client(gw).chat.completions.with_streaming_response.create(
-            model=model, messages=MSG, stream=True, **kwargs) as resp:
+        model=model, messages=MSG, stream=True, **kwargs
+    ) as resp:
         seen.headers = dict(resp.headers)
         return read_stream(resp.parse(), seen)
 
@@ -214,4 +214,3 @@ def wait_until(predicate: Any, timeout: float, step: float = 0.05) -> bool:
             return True
         time.sleep(step)
     return bool(predicate())
-

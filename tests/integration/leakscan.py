@@ -82,7 +82,7 @@ class Needles:
         assert len(material) >= WINDOW + STEP, "too short to search for reliably"
         for form, data in encodings(material).items():
             for i in range(len(data) - WINDOW + 1):
-                self._table.setdefault(data[i:i + WINDOW], (label, form))
+                self._table.setdefault(data[i : i + WINDOW], (label, form))
 
     def search(self, haystack: bytes, where: str) -> list[Hit]:
         hits: list[Hit] = []
@@ -91,16 +91,23 @@ class Needles:
         for run in _RUN.finditer(haystack):
             text = run.group()
             for i in range(0, len(text) - WINDOW + 1, STEP):
-                found = table.get(text[i:i + WINDOW])
+                found = table.get(text[i : i + WINDOW])
                 if found is None or (*found, run.start()) in seen:
                     continue
                 seen.add((*found, run.start()))
                 # the context masks every long run, so a report never shows key material
-                before = _RUN.sub(b"[...]", haystack[max(0, run.start() - 60):run.start()])
-                after = _RUN.sub(b"[...]", haystack[run.end():run.end() + 40])
-                hits.append(Hit(where, found[0], found[1],
-                                before.decode("ascii", "replace") + "[…]"
-                                + after.decode("ascii", "replace")))
+                before = _RUN.sub(b"[...]", haystack[max(0, run.start() - 60) : run.start()])
+                after = _RUN.sub(b"[...]", haystack[run.end() : run.end() + 40])
+                hits.append(
+                    Hit(
+                        where,
+                        found[0],
+                        found[1],
+                        before.decode("ascii", "replace")
+                        + "[…]"
+                        + after.decode("ascii", "replace"),
+                    )
+                )
         return hits
 
 
@@ -220,7 +227,8 @@ class Responses:
     def add(self, resp: Any, body: bytes | None = None) -> None:
         """`resp`: an httpx.Response (or the SDK's, which has the same shape)."""
         head = f"HTTP {resp.status_code}\n" + "".join(
-            f"{k}: {v}\n" for k, v in resp.headers.multi_items())
+            f"{k}: {v}\n" for k, v in resp.headers.multi_items()
+        )
         self.items.append(head.encode() + b"\n" + (resp.content if body is None else body))
 
     def data(self) -> bytes:

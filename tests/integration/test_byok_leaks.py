@@ -39,7 +39,7 @@ import redis
 import redis.asyncio as aioredis
 from arq.jobs import serialize_job
 
-from shared.contract import (
+from orbyt.shared.contract import (
     ARQ_JOB_PREFIX,
     JOB_FUNCTION,
     Candidate,
@@ -95,9 +95,13 @@ GATEWAY_KEY = "sk-or-v1-" + secrets.token_hex(32)
 WRONG_GATEWAY_KEY = "sk-or-v1-" + secrets.token_hex(32)
 
 WATCHED = {
-    "byok openai": BYOK_OPENAI, "byok anthropic": BYOK_ANTHROPIC, "byok google": BYOK_GOOGLE,
-    "byok shapeless": BYOK_SHAPELESS, "rejected openai": BAD_OPENAI,
-    "rejected anthropic": BAD_ANTHROPIC, "gateway key": GATEWAY_KEY,
+    "byok openai": BYOK_OPENAI,
+    "byok anthropic": BYOK_ANTHROPIC,
+    "byok google": BYOK_GOOGLE,
+    "byok shapeless": BYOK_SHAPELESS,
+    "rejected openai": BAD_OPENAI,
+    "rejected anthropic": BAD_ANTHROPIC,
+    "gateway key": GATEWAY_KEY,
     "wrong gateway key": WRONG_GATEWAY_KEY,
 }
 
@@ -143,9 +147,12 @@ class Env:
 
 @pytest.fixture(scope="module")
 def fakes() -> Iterator[Fakes]:
-    f = Fakes(FakeOpenAI(keys={*POOL_OPENAI, BYOK_OPENAI, ECHO_OPENAI}),
-              FakeAnthropic(keys={POOL_ANTHROPIC, BYOK_ANTHROPIC}),
-              FakeOpenAI(keys={BYOK_SHAPELESS, ECHO_SHAPELESS}), FakeGemini(keys={BYOK_GOOGLE}))
+    f = Fakes(
+        FakeOpenAI(keys={*POOL_OPENAI, BYOK_OPENAI, ECHO_OPENAI}),
+        FakeAnthropic(keys={POOL_ANTHROPIC, BYOK_ANTHROPIC}),
+        FakeOpenAI(keys={BYOK_SHAPELESS, ECHO_SHAPELESS}),
+        FakeGemini(keys={BYOK_GOOGLE}),
+    )
     for fake in f.all:
         fake.start()
     try:
@@ -184,10 +191,23 @@ def env(redis_server: RedisServer, fakes: Fakes) -> Iterator[Env]:
             needles.add(label, secret)
         responses = Responses()
         worker_metrics = f"http://127.0.0.1:{metrics_port}/metrics"
-        sources = Sources(gw.logdir, monitor, redis_server.port,
-                          [gw.url() + "/metrics", worker_metrics], responses)
-        yield Env(gw, fakes, sources, needles, responses, redis_server.port,
-                  int(url.rsplit("/", 1)[1]), worker_metrics)
+        sources = Sources(
+            gw.logdir,
+            monitor,
+            redis_server.port,
+            [gw.url() + "/metrics", worker_metrics],
+            responses,
+        )
+        yield Env(
+            gw,
+            fakes,
+            sources,
+            needles,
+            responses,
+            redis_server.port,
+            int(url.rsplit("/", 1)[1]),
+            worker_metrics,
+        )
     finally:
         gw.stop()
         monitor.stop()
@@ -238,8 +258,9 @@ class Result:
         return out
 
     def text(self) -> str:
-        return "".join(e["choices"][0]["delta"].get("content") or "" for e in self.events()
-                       if e.get("choices"))
+        return "".join(
+            e["choices"][0]["delta"].get("content") or "" for e in self.events() if e.get("choices")
+        )
 
 
 def body(model: str, byok: Any = None, stream: bool = False, **extra: Any) -> dict[str, Any]:
@@ -254,12 +275,14 @@ def body(model: str, byok: Any = None, stream: bool = False, **extra: Any) -> di
     return out
 
 
-def post(env: Env, payload: dict[str, Any], key: str = GATEWAY_KEY, timeout: float = 20
-         ) -> Result:
+def post(env: Env, payload: dict[str, Any], key: str = GATEWAY_KEY, timeout: float = 20) -> Result:
     headers = {"authorization": f"Bearer {key}"}
-    with httpx.Client(timeout=timeout) as c, c.stream(
-            "POST", env.gw.url() + "/v1/chat/completions", json=payload,
-            headers=headers) as resp:
+    with (
+        httpx.Client(timeout=timeout) as c,
+        c.stream(
+            "POST", env.gw.url() + "/v1/chat/completions", json=payload, headers=headers
+        ) as resp,
+    ):
         data = resp.read()
     env.responses.add(resp, data)
     return Result(resp.status_code, resp.headers, data)
@@ -332,9 +355,14 @@ def worker(env: Env) -> subprocess.Popen[bytes]:
 
 
 def cli(env: Env, *args: str) -> Any:
-    out = subprocess.run([sys.executable, "-m", "orbyt", *args], capture_output=True,
-                         env={**os.environ, "ORBYT_REDIS_URL": env.gw.redis_url,
-                              "PYTHONPATH": str(ROOT)}, cwd=ROOT, timeout=30, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "orbyt", *args],
+        capture_output=True,
+        env={**os.environ, "ORBYT_REDIS_URL": env.gw.redis_url, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        timeout=30,
+        check=True,
+    )
     return json.loads(out.stdout)
 
 
@@ -352,11 +380,12 @@ def test_openai_byok_stream_and_non_stream(env: Env) -> None:
 
 
 def test_anthropic_byok_stream_and_non_stream_via_the_sdk(env: Env) -> None:
-    sdk = openai.OpenAI(base_url=env.gw.base_url, api_key=GATEWAY_KEY, max_retries=0,
-                        timeout=20)
+    sdk = openai.OpenAI(base_url=env.gw.base_url, api_key=GATEWAY_KEY, max_retries=0, timeout=20)
     raw = sdk.chat.completions.with_raw_response.create(
-        model="anthropic/claude-3-haiku", messages=MSG,  # type: ignore[arg-type]
-        extra_body={"extra": {"byok": BYOK_ANTHROPIC}})
+        model="anthropic/claude-3-haiku",
+        messages=MSG,  # type: ignore[arg-type]
+        extra_body={"extra": {"byok": BYOK_ANTHROPIC}},
+    )
     env.responses.add(raw.http_response)
     assert raw.headers["x-orbyt-key-source"] == "byok"
     assert raw.parse().choices[0].message.content
@@ -372,8 +401,9 @@ def test_shapeless_key_for_an_openai_compatible_upstream(env: Env) -> None:
     s = post(env, body("myvllm/llama-3-8b", {"myvllm": BYOK_SHAPELESS}, stream=True))
     assert r.status == s.status == 200
     assert r.headers["x-orbyt-key-source"] == s.headers["x-orbyt-key-source"] == "byok"
-    assert [q.headers["authorization"] for q in env.fakes.vllm.requests] == \
-        [f"Bearer {BYOK_SHAPELESS}"] * 2
+    assert [q.headers["authorization"] for q in env.fakes.vllm.requests] == [
+        f"Bearer {BYOK_SHAPELESS}"
+    ] * 2
     assert_clean(env, r.rid, s.rid)
 
 
@@ -381,8 +411,9 @@ def test_google_byok_key(env: Env) -> None:
     r = post(env, body("google/gemini-2.5-flash", BYOK_GOOGLE))
     s = post(env, body("google/gemini-2.5-flash", BYOK_GOOGLE, stream=True))
     assert r.status == s.status == 200, r.body
-    assert [q.headers.get("x-goog-api-key") or q.query.get("key")
-            for q in env.fakes.gemini.requests] == [BYOK_GOOGLE] * 2
+    assert [
+        q.headers.get("x-goog-api-key") or q.query.get("key") for q in env.fakes.gemini.requests
+    ] == [BYOK_GOOGLE] * 2
     assert_clean(env, r.rid, s.rid)
 
 
@@ -424,15 +455,23 @@ def test_byok_429_is_the_callers_and_leaves_the_pool_alone(env: Env) -> None:
 def test_fallback_to_another_providers_byok_key(env: Env) -> None:
     env.fakes.openai.script(Error(503), Error(503))
     for stream in (False, True):
-        r = post(env, body("openai/gpt-5-mini", {"openai": BYOK_OPENAI,
-                                                 "anthropic": BYOK_ANTHROPIC}, stream=stream,
-                           fallback_models=["anthropic/claude-3-haiku"], retry=0))
+        r = post(
+            env,
+            body(
+                "openai/gpt-5-mini",
+                {"openai": BYOK_OPENAI, "anthropic": BYOK_ANTHROPIC},
+                stream=stream,
+                fallback_models=["anthropic/claude-3-haiku"],
+                retry=0,
+            ),
+        )
         assert r.status == 200, r.body
         assert r.headers["x-orbyt-provider"] == "anthropic"
         assert r.headers["x-orbyt-key-source"] == "byok"
         assert r.headers["x-orbyt-attempts"] == "2"
-    assert [q.headers["authorization"] for q in env.fakes.openai.requests] == \
-        [f"Bearer {BYOK_OPENAI}"] * 2
+    assert [q.headers["authorization"] for q in env.fakes.openai.requests] == [
+        f"Bearer {BYOK_OPENAI}"
+    ] * 2
     assert [q.headers["x-api-key"] for q in env.fakes.anthropic.requests] == [BYOK_ANTHROPIC] * 2
     assert pool_state(env) == []  # BYOK failures never feed a shared breaker
     assert_clean(env, r.rid)
@@ -440,13 +479,18 @@ def test_fallback_to_another_providers_byok_key(env: Env) -> None:
 
 def test_string_byok_falls_back_to_the_pool_where_allowed(env: Env) -> None:
     env.fakes.openai.script(Error(503))
-    r = post(env, body("openai/gpt-5-mini", BYOK_OPENAI,
-                       fallback_models=["anthropic/claude-3-haiku"], retry=0))
+    r = post(
+        env,
+        body(
+            "openai/gpt-5-mini", BYOK_OPENAI, fallback_models=["anthropic/claude-3-haiku"], retry=0
+        ),
+    )
     assert r.status == 200, r.body
     assert r.headers["x-orbyt-provider"] == "anthropic"
     assert r.headers["x-orbyt-key-source"] == "pool"
-    assert [q.headers["authorization"] for q in env.fakes.openai.requests] == \
-        [f"Bearer {BYOK_OPENAI}"]
+    assert [q.headers["authorization"] for q in env.fakes.openai.requests] == [
+        f"Bearer {BYOK_OPENAI}"
+    ]
     assert [q.headers["x-api-key"] for q in env.fakes.anthropic.requests] == [POOL_ANTHROPIC]
     assert_clean(env, r.rid)
 
@@ -456,28 +500,44 @@ def test_a_key_without_pool_permission(env: Env) -> None:
     key = created["key"]
     assert created["pool"] is False
     env.needles.add("no-pool gateway key", key)
-    ok = post(env, body("openai/gpt-5-mini", BYOK_OPENAI,
-                        fallback_models=["anthropic/claude-3-haiku"]), key=key)
+    ok = post(
+        env,
+        body("openai/gpt-5-mini", BYOK_OPENAI, fallback_models=["anthropic/claude-3-haiku"]),
+        key=key,
+    )
     assert ok.status == 200 and ok.headers["x-orbyt-key-source"] == "byok"
     # the primary fails: the pool-backed fallback is not for this key
     env.fakes.openai.script(Error(503))
-    failed = post(env, body("openai/gpt-5-mini", BYOK_OPENAI, retry=0,
-                            fallback_models=["anthropic/claude-3-haiku"]), key=key)
+    failed = post(
+        env,
+        body(
+            "openai/gpt-5-mini", BYOK_OPENAI, retry=0, fallback_models=["anthropic/claude-3-haiku"]
+        ),
+        key=key,
+    )
     assert failed.status == 503 and error_of(failed)
     assert env.fakes.anthropic.requests == []
     # both providers with the caller's own keys: the fallback is used
     env.fakes.openai.script(Error(503))
-    both = post(env, body("openai/gpt-5-mini", {"openai": BYOK_OPENAI,
-                                               "anthropic": BYOK_ANTHROPIC}, retry=0,
-                          fallback_models=["anthropic/claude-3-haiku"]), key=key)
+    both = post(
+        env,
+        body(
+            "openai/gpt-5-mini",
+            {"openai": BYOK_OPENAI, "anthropic": BYOK_ANTHROPIC},
+            retry=0,
+            fallback_models=["anthropic/claude-3-haiku"],
+        ),
+        key=key,
+    )
     assert both.status == 200 and both.headers["x-orbyt-key-source"] == "byok"
     assert both.headers["x-orbyt-provider"] == "anthropic"
     # a plan of pool routes only
     denied = post(env, body("openai/gpt-5-mini"), key=key)
     assert denied.status == 403 and error_of(denied)["code"] == "pool_not_allowed"
     assert [q.headers["x-api-key"] for q in env.fakes.anthropic.requests] == [BYOK_ANTHROPIC]
-    assert all(q.headers["authorization"] == f"Bearer {BYOK_OPENAI}"
-               for q in env.fakes.openai.requests)
+    assert all(
+        q.headers["authorization"] == f"Bearer {BYOK_OPENAI}" for q in env.fakes.openai.requests
+    )
     assert_clean(env, ok.rid, failed.rid, both.rid)
 
 
@@ -485,9 +545,15 @@ def test_a_key_without_pool_permission(env: Env) -> None:
 def test_client_closes_a_stream_midway(env: Env) -> None:
     env.fakes.openai.script(Reply(tokens=200, per_token=0.03))
     payload = body("openai/gpt-5-mini", BYOK_OPENAI, stream=True)
-    with httpx.Client(timeout=20) as c, c.stream(
-            "POST", env.gw.url() + "/v1/chat/completions", json=payload,
-            headers={"authorization": f"Bearer {GATEWAY_KEY}"}) as resp:
+    with (
+        httpx.Client(timeout=20) as c,
+        c.stream(
+            "POST",
+            env.gw.url() + "/v1/chat/completions",
+            json=payload,
+            headers={"authorization": f"Bearer {GATEWAY_KEY}"},
+        ) as resp,
+    ):
         got = b""
         for chunk in resp.iter_raw():
             got += chunk
@@ -519,8 +585,10 @@ def _queued_jobs(env: Env) -> dict[str, Any]:
     """rid -> arq job record, of the jobs waiting in the chat queue."""
     r = env.redis
     try:
-        return {rid.decode(): orjson.loads(r.get(ARQ_JOB_PREFIX + rid.decode()) or b"null")
-                for rid in r.zrange(CHAT_QUEUE, 0, -1)}
+        return {
+            rid.decode(): orjson.loads(r.get(ARQ_JOB_PREFIX + rid.decode()) or b"null")
+            for rid in r.zrange(CHAT_QUEUE, 0, -1)
+        }
     finally:
         r.close()
 
@@ -538,8 +606,10 @@ def test_side_car_expired_before_pickup_is_a_clear_error_never_the_pool(env: Env
     proc = worker(env)
     proc.send_signal(signal.SIGSTOP)  # the only worker is busy elsewhere, for a while
     try:
-        thread, out = _post_in_thread(env, body(
-            "openai/gpt-5-mini", BYOK_OPENAI, fallback_models=["anthropic/claude-3-haiku"]))
+        thread, out = _post_in_thread(
+            env,
+            body("openai/gpt-5-mini", BYOK_OPENAI, fallback_models=["anthropic/claude-3-haiku"]),
+        )
         assert wait_until(lambda: bool(sidecars(env) and _queued_jobs(env)), 2)
         jobs = _queued_jobs(env)  # the queued job record: a flag, never the key
         assert len(jobs) == 1
@@ -577,16 +647,33 @@ def test_side_car_withdrawn_with_an_unclaimed_job(env: Env) -> None:
 async def test_a_job_run_again_without_its_side_car_fails_clearly(env: Env) -> None:
     """What a re-run after a crash (or a duplicated job) meets: the key was read once."""
     rid = secrets.token_hex(16)
-    plan = [Candidate(model="openai/gpt-5-mini", provider="openai", upstream="gpt-5-mini",
-                      key_source="byok"),
-            Candidate(model="anthropic/claude-3-haiku", provider="anthropic",
-                      upstream="claude-3-haiku", key_source="pool")]
-    job = ChatJob(rid=rid, channel=reply_channel(rid),
-                  body={"model": "openai/gpt-5-mini", "messages": MSG}, plan=plan,
-                  strategy="ordered", key_id="test", deadline=time.time() + 30, byok=True,
-                  retry=0, stream=False, include_usage=False)
-    data = serialize_job(JOB_FUNCTION, (job,), {}, 1, int(time.time() * 1000),
-                         serializer=orjson.dumps)
+    plan = [
+        Candidate(
+            model="openai/gpt-5-mini", provider="openai", upstream="gpt-5-mini", key_source="byok"
+        ),
+        Candidate(
+            model="anthropic/claude-3-haiku",
+            provider="anthropic",
+            upstream="claude-3-haiku",
+            key_source="pool",
+        ),
+    ]
+    job = ChatJob(
+        rid=rid,
+        channel=reply_channel(rid),
+        body={"model": "openai/gpt-5-mini", "messages": MSG},
+        plan=plan,
+        strategy="ordered",
+        key_id="test",
+        deadline=time.time() + 30,
+        byok=True,
+        retry=0,
+        stream=False,
+        include_usage=False,
+    )
+    data = serialize_job(
+        JOB_FUNCTION, (job,), {}, 1, int(time.time() * 1000), serializer=orjson.dumps
+    )
     client = aioredis.Redis.from_url(env.gw.redis_url)
     pubsub = client.pubsub()
     try:
@@ -618,9 +705,15 @@ def test_worker_killed_mid_stream(env: Env) -> None:
     env.fakes.anthropic.script(Reply(tokens=400, per_token=0.03))
     proc = worker(env)
     payload = body("anthropic/claude-3-haiku", BYOK_ANTHROPIC, stream=True)
-    with httpx.Client(timeout=20) as c, c.stream(
-            "POST", env.gw.url() + "/v1/chat/completions", json=payload,
-            headers={"authorization": f"Bearer {GATEWAY_KEY}"}) as resp:
+    with (
+        httpx.Client(timeout=20) as c,
+        c.stream(
+            "POST",
+            env.gw.url() + "/v1/chat/completions",
+            json=payload,
+            headers={"authorization": f"Bearer {GATEWAY_KEY}"},
+        ) as resp,
+    ):
         got = b""
         chunks = resp.iter_raw()
         for chunk in chunks:
@@ -652,16 +745,16 @@ def test_invalid_byok_keys_are_never_echoed(env: Env) -> None:
         (body("openai/gpt-5-mini", BYOK_ANTHROPIC), "invalid_byok_key"),  # another's shape
         (body("openai/gpt-5-mini", BYOK_GOOGLE), "invalid_byok_key"),
         (body("anthropic/claude-3-haiku", BYOK_OPENAI), "invalid_byok_key"),
-        (body("anthropic/claude-3-haiku", "sk-ant-admin01-" + BYOK_SHAPELESS),
-         "invalid_byok_key"),
+        (body("anthropic/claude-3-haiku", "sk-ant-admin01-" + BYOK_SHAPELESS), "invalid_byok_key"),
         (body("openai/gpt-5-mini", BYOK_SHAPELESS + " x"), "invalid_byok_key"),
         (body("myvllm/llama-3-8b", BYOK_SHAPELESS + "\n"), "invalid_byok_key"),  # header-unsafe
         (body("openai/gpt-5-mini", {"nosuchprovider": BYOK_OPENAI}), None),
         (body("openai/gpt-5-mini", {"openai": [BYOK_OPENAI]}), "invalid_value"),
-        ({**body("openai/gpt-5-mini"), "extra": {"byok_key": BYOK_OPENAI}},
-         "unknown_parameter"),
-        ({**body("openai/gpt-5-mini"), "extra": {"byok": 12, "fallback_models": [BYOK_OPENAI]}},
-         "invalid_value"),
+        ({**body("openai/gpt-5-mini"), "extra": {"byok_key": BYOK_OPENAI}}, "unknown_parameter"),
+        (
+            {**body("openai/gpt-5-mini"), "extra": {"byok": 12, "fallback_models": [BYOK_OPENAI]}},
+            "invalid_value",
+        ),
         ({**body("openai/gpt-5-mini", BYOK_OPENAI), "stream": BYOK_SHAPELESS}, "invalid_value"),
     ]
     for payload, code in cases:
@@ -694,22 +787,28 @@ def test_a_key_pasted_into_another_field_is_not_echoed(env: Env) -> None:
 
 def test_gateway_keys_are_never_written(env: Env) -> None:
     assert post(env, body("openai/gpt-5-mini"), key=WRONG_GATEWAY_KEY).status == 401
-    r = httpx.get(env.gw.url() + "/v1/models", timeout=10,
-                  headers={"authorization": f"Bearer {WRONG_GATEWAY_KEY}"})
+    r = httpx.get(
+        env.gw.url() + "/v1/models",
+        timeout=10,
+        headers={"authorization": f"Bearer {WRONG_GATEWAY_KEY}"},
+    )
     env.responses.add(r)
     assert r.status_code == 401
-    created = cli(env, "keys", "create", "--name", "watched", "--rpm", "100",
-                  "--concurrency", "5")
+    created = cli(env, "keys", "create", "--name", "watched", "--rpm", "100", "--concurrency", "5")
     env.needles.add("created gateway key", created["key"])
     ok = post(env, body("openai/gpt-5-mini", BYOK_OPENAI), key=created["key"])
     assert ok.status == 200
     cli(env, "keys", "revoke", created["id"])
     revoked = post(env, body("openai/gpt-5-mini"), key=created["key"])
     assert revoked.status == 401
-    listing = subprocess.run([sys.executable, "-m", "orbyt", "keys", "list"],
-                             capture_output=True, cwd=ROOT, timeout=30, check=True,
-                             env={**os.environ, "ORBYT_REDIS_URL": env.gw.redis_url,
-                                  "PYTHONPATH": str(ROOT)})
+    listing = subprocess.run(
+        [sys.executable, "-m", "orbyt", "keys", "list"],
+        capture_output=True,
+        cwd=ROOT,
+        timeout=30,
+        check=True,
+        env={**os.environ, "ORBYT_REDIS_URL": env.gw.redis_url, "PYTHONPATH": str(ROOT)},
+    )
     hits = env.needles.search(listing.stdout + listing.stderr, "orbyt keys list")
     assert not hits, hits
     assert_clean(env, ok.rid)
@@ -732,7 +831,7 @@ def test_the_search_finds_a_planted_key(env: Env) -> None:
         raw = canary.encode()
         r.set("orbyt:test:canary:b64", b"\x00blob:" + base64.b64encode(b"xy" + raw) + b"\xff")
         r.hset("orbyt:test:canary:hash", "f", f"<{raw.hex()}>")
-        r.publish("orbyt:test:canary", b"{\"k\": \"" + raw[5:40] + b"\"}")  # a fragment
+        r.publish("orbyt:test:canary", b'{"k": "' + raw[5:40] + b'"}')  # a fragment
         hits = env.sources.scan(needles, since_last=False)
         r.delete("orbyt:test:canary:b64", "orbyt:test:canary:hash")
     finally:
@@ -741,10 +840,15 @@ def test_the_search_finds_a_planted_key(env: Env) -> None:
     env.responses.add(httpx.Response(200, headers={"x-k": canary.encode().hex().upper()}))
     hits += env.sources.scan(needles, since_last=False)
     found = {(h.where, h.form.partition("@")[0]) for h in hits}
-    assert {("redis keys/values", "base64"), ("redis keys/values", "hex"),
-            ("redis MONITOR", "base64"), ("redis MONITOR", "hex"),
-            ("redis MONITOR", "plain"),  # the 35-character fragment
-            ("log canary.log", "plain"), ("HTTP responses", "HEX")} <= found
+    assert {
+        ("redis keys/values", "base64"),
+        ("redis keys/values", "hex"),
+        ("redis MONITOR", "base64"),
+        ("redis MONITOR", "hex"),
+        ("redis MONITOR", "plain"),  # the 35-character fragment
+        ("log canary.log", "plain"),
+        ("HTTP responses", "HEX"),
+    } <= found
     assert all(h.secret == "canary" and canary not in str(h) for h in hits)
 
 
@@ -756,14 +860,34 @@ def test_an_upstream_echoing_the_key_is_not_repeated(env: Env) -> None:
     needles.add("echoed shapeless", ECHO_SHAPELESS)
 
     def echo(key: str) -> Error:
-        return Error(401, body={"error": {"message": f"Incorrect API key provided: {key}.",
-                                          "type": "invalid_request_error", "param": None,
-                                          "code": "invalid_api_key"}})
+        return Error(
+            401,
+            body={
+                "error": {
+                    "message": f"Incorrect API key provided: {key}.",
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": "invalid_api_key",
+                }
+            },
+        )
 
     env.fakes.openai.script(echo(ECHO_OPENAI))
-    env.fakes.vllm.script(echo(ECHO_SHAPELESS), Reply(tokens=5, midstream_error=2, error_body={
-        "error": {"message": f"key {ECHO_SHAPELESS} revoked", "type": "invalid_request_error",
-                  "param": None, "code": None}}))
+    env.fakes.vllm.script(
+        echo(ECHO_SHAPELESS),
+        Reply(
+            tokens=5,
+            midstream_error=2,
+            error_body={
+                "error": {
+                    "message": f"key {ECHO_SHAPELESS} revoked",
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": None,
+                }
+            },
+        ),
+    )
     mark = len(env.responses.items)
     a = post(env, body("openai/gpt-5-mini", ECHO_OPENAI))
     b = post(env, body("myvllm/llama-3-8b", ECHO_SHAPELESS))

@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import BaseSchema, GenerationMode
 from schemathesis.checks import CheckContext
 
-from shared.providers import adapters
-from shared.wire import ChatRequest
+from orbyt.shared.providers import adapters
+from orbyt.shared.wire import ChatRequest
 from tests.fakes import FakeAnthropic, FakeDeepSeek, FakeGemini, FakeMistral, FakeOpenAI
 from tests.gateway import GATEWAY_KEY, Gateway, RedisServer
 
@@ -91,9 +91,15 @@ def chat_request_schema() -> dict[str, Any]:
 # Models that route to the loopback fakes, for generated requests that go all the way
 # through a worker and an upstream instead of stopping at validation (the built-in mock
 # bounds its answer, whatever max_tokens says).
-ROUTED_MODELS = ["mock/echo", "openai/gpt-5-mini", "openai/any-model", "anthropic/claude-3-haiku",
-                 "google/gemini-2.5-flash", "mistral/mistral-small-latest",
-                 "deepseek/deepseek-v4-flash"]
+ROUTED_MODELS = [
+    "mock/echo",
+    "openai/gpt-5-mini",
+    "openai/any-model",
+    "anthropic/claude-3-haiku",
+    "google/gemini-2.5-flash",
+    "mistral/mistral-small-latest",
+    "deepseek/deepseek-v4-flash",
+]
 
 
 def steer(chat: dict[str, Any]) -> dict[str, Any]:
@@ -103,8 +109,10 @@ def steer(chat: dict[str, Any]) -> dict[str, Any]:
     chat["properties"]["model"] = {"type": "string", "enum": ROUTED_MODELS}
     for option in chat["properties"].get("extra", {}).get("anyOf", []):
         if "fallback_models" in option.get("properties", {}):
-            option["properties"]["fallback_models"]["items"] = {"type": "string",
-                                                                "enum": ROUTED_MODELS}
+            option["properties"]["fallback_models"]["items"] = {
+                "type": "string",
+                "enum": ROUTED_MODELS,
+            }
     return chat
 
 
@@ -112,12 +120,15 @@ def load_schema(gw: Gateway, steered: bool) -> BaseSchema:
     raw = httpx.get(gw.url() + "/openapi.json", timeout=10).json()
     chat = raw["paths"][CHAT]["post"]
     if "requestBody" not in chat:
-        chat["requestBody"] = {"required": True, "content": {
-            "application/json": {"schema": chat_request_schema()}}}
+        chat["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": chat_request_schema()}},
+        }
     if steered:
         media = chat["requestBody"]["content"]["application/json"]
-        media["schema"] = steer(_inline(media["schema"],
-                                        raw.get("components", {}).get("schemas", {})))
+        media["schema"] = steer(
+            _inline(media["schema"], raw.get("components", {}).get("schemas", {}))
+        )
     return schemathesis.openapi.from_dict(raw)
 
 
@@ -125,7 +136,7 @@ def _cases() -> list[Any]:
     """(generation mode, steered, operation), from the app's routes (no running API needed):
     valid inputs for every operation; invalid ones for operations that take any input; for
     chat, also valid requests whose models route to the fakes."""
-    from api.main import create_app
+    from orbyt.api.main import create_app
 
     out = []
     for path, ops in create_app().openapi()["paths"].items():
@@ -134,11 +145,13 @@ def _cases() -> list[Any]:
             out.append(pytest.param(GenerationMode.POSITIVE, False, label, id=f"valid {label}"))
             queries = [x for x in op.get("parameters", []) if x.get("in") == "query"]
             if queries or op.get("requestBody") or path == CHAT:
-                out.append(pytest.param(GenerationMode.NEGATIVE, False, label,
-                                        id=f"invalid {label}"))
+                out.append(
+                    pytest.param(GenerationMode.NEGATIVE, False, label, id=f"invalid {label}")
+                )
             if path == CHAT:
-                out.append(pytest.param(GenerationMode.POSITIVE, True, label,
-                                        id=f"valid routed {label}"))
+                out.append(
+                    pytest.param(GenerationMode.POSITIVE, True, label, id=f"valid routed {label}")
+                )
     return out
 
 
@@ -178,12 +191,19 @@ def test_api(mode: GenerationMode, steered: bool, label: str, fuzz_gateway: Gate
     operation = load_schema(fuzz_gateway, steered)[path][method]
 
     @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None, derandomize=DERANDOMIZE,
-              suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=DERANDOMIZE,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.explicit, Phase.generate],
+    )
     def fuzz(case: Any) -> None:  # schemathesis.Case
         key = ADMIN_KEY if path.startswith("/admin") else GATEWAY_KEY
-        response = case.call(base_url=fuzz_gateway.url(), timeout=30,
-                             headers={"Authorization": f"Bearer {key}"})
+        response = case.call(
+            base_url=fuzz_gateway.url(), timeout=30, headers={"Authorization": f"Bearer {key}"}
+        )
         case.validate_response(response, checks=[no_server_error, openai_error_shape])
 
     fuzz()

@@ -23,8 +23,8 @@ import openai
 import pytest
 import redis
 
-from shared.catalog import default_catalog
-from shared.keystore import hash_key
+from orbyt.api.keystore import hash_key
+from orbyt.shared.catalog import default_catalog
 from tests.fakes import Error, FakeOpenAI, Reply
 from tests.gateway import GATEWAY_KEY, ROOT, Gateway, RedisServer
 
@@ -43,9 +43,11 @@ def fake() -> Iterator[FakeOpenAI]:
 
 @pytest.fixture(scope="module")
 def gw(redis_server: RedisServer, fake: FakeOpenAI) -> Iterator[Gateway]:
-    env = {"ORBYT_ADMIN_KEY": ADMIN_KEY,
-           "ORBYT_PROVIDERS__OPENAI__BASE_URL": fake.base_url,
-           "ORBYT_PROVIDERS__OPENAI__KEYS": "sk-pool-openai-gk"}
+    env = {
+        "ORBYT_ADMIN_KEY": ADMIN_KEY,
+        "ORBYT_PROVIDERS__OPENAI__BASE_URL": fake.base_url,
+        "ORBYT_PROVIDERS__OPENAI__KEYS": "sk-pool-openai-gk",
+    }
     with Gateway(redis_server.new_db_url(), env, workers=1, apis=2) as gateway:
         yield gateway
 
@@ -63,15 +65,27 @@ def sdk(gw: Gateway, key: str, api: int = 0) -> openai.OpenAI:
 
 def chat(gw: Gateway, key: str | None, api: int = 0, **body: Any) -> httpx.Response:
     headers = {"authorization": f"Bearer {key}"} if key is not None else {}
-    return httpx.post(gw.url(api) + "/v1/chat/completions", headers=headers, timeout=20,
-                      json={"model": MODEL, "messages": MSG, **body})
+    return httpx.post(
+        gw.url(api) + "/v1/chat/completions",
+        headers=headers,
+        timeout=20,
+        json={"model": MODEL, "messages": MSG, **body},
+    )
 
 
-def admin(gw: Gateway, method: str, path: str, api: int = 0, key: str | None = ADMIN_KEY,
-          headers: dict[str, str] | None = None, **kwargs: Any) -> httpx.Response:
+def admin(
+    gw: Gateway,
+    method: str,
+    path: str,
+    api: int = 0,
+    key: str | None = ADMIN_KEY,
+    headers: dict[str, str] | None = None,
+    **kwargs: Any,
+) -> httpx.Response:
     sent = {"authorization": f"Bearer {key}"} if key is not None else {}
-    return httpx.request(method, gw.url(api) + path, headers={**sent, **(headers or {})},
-                         timeout=10, **kwargs)
+    return httpx.request(
+        method, gw.url(api) + path, headers={**sent, **(headers or {})}, timeout=10, **kwargs
+    )
 
 
 def create_key(gw: Gateway, name: str, **limits: Any) -> dict[str, Any]:
@@ -80,8 +94,9 @@ def create_key(gw: Gateway, name: str, **limits: Any) -> dict[str, Any]:
     return dict(r.json())
 
 
-def assert_openai_error(r: httpx.Response, status: int, type_: str | None = None,
-                        code: str | None = None) -> dict[str, Any]:
+def assert_openai_error(
+    r: httpx.Response, status: int, type_: str | None = None, code: str | None = None
+) -> dict[str, Any]:
     assert r.status_code == status, r.text
     body = r.json()
     assert set(body) == {"error"} and set(body["error"]) == {"message", "type", "param", "code"}
@@ -97,8 +112,15 @@ def assert_openai_error(r: httpx.Response, status: int, type_: str | None = None
 def cli(gw: Gateway, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "ORBYT_REDIS_URL": gw.redis_url, "PYTHONPATH": str(ROOT)}
     env.pop("ORBYT_ADMIN_KEY", None)
-    return subprocess.run([sys.executable, "-m", "orbyt", *args], capture_output=True,
-                          text=True, env=env, cwd=ROOT, timeout=30, check=check)
+    return subprocess.run(
+        [sys.executable, "-m", "orbyt", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=30,
+        check=check,
+    )
 
 
 def away_from_minute_boundary(margin: float = 4.0) -> None:
@@ -124,26 +146,38 @@ def wait_for(predicate: Any, timeout: float = 5.0) -> Any:
 
 
 # ---------------------------------------------------------------------- authentication
-@pytest.mark.parametrize("authorization", [
-    None,  # missing
-    "",
-    "Bearer",
-    "Basic c2stb3ItdjE6eA==",
-    "Token " + GATEWAY_KEY,
-    GATEWAY_KEY,  # no scheme
-    "Bearer sk-or-v1-" + "0" * 64,  # well-formed, unknown
-    "Bearer sk-or-v1-short",
-    "Bearer sk-proj-not-a-gateway-key",
-    "Bearer " + GATEWAY_KEY + "x",
-    "Bearer " + GATEWAY_KEY[:-1],
-])
-def test_bad_credentials_get_an_openai_401(gw: Gateway, fake: FakeOpenAI,
-                                           authorization: str | None) -> None:
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,  # missing
+        "",
+        "Bearer",
+        "Basic c2stb3ItdjE6eA==",
+        "Token " + GATEWAY_KEY,
+        GATEWAY_KEY,  # no scheme
+        "Bearer sk-or-v1-" + "0" * 64,  # well-formed, unknown
+        "Bearer sk-or-v1-short",
+        "Bearer sk-proj-not-a-gateway-key",
+        "Bearer " + GATEWAY_KEY + "x",
+        "Bearer " + GATEWAY_KEY[:-1],
+    ],
+)
+def test_bad_credentials_get_an_openai_401(
+    gw: Gateway, fake: FakeOpenAI, authorization: str | None
+) -> None:
     headers = {} if authorization is None else {"authorization": authorization}
-    for method, path in (("POST", "/v1/chat/completions"), ("GET", "/v1/models"),
-                         ("GET", "/v1/models/" + MODEL)):
-        r = httpx.request(method, gw.url() + path, headers=headers, timeout=10,
-                          json={"model": MODEL, "messages": MSG} if method == "POST" else None)
+    for method, path in (
+        ("POST", "/v1/chat/completions"),
+        ("GET", "/v1/models"),
+        ("GET", "/v1/models/" + MODEL),
+    ):
+        r = httpx.request(
+            method,
+            gw.url() + path,
+            headers=headers,
+            timeout=10,
+            json={"model": MODEL, "messages": MSG} if method == "POST" else None,
+        )
         err = assert_openai_error(r, 401, "authentication_error", "invalid_api_key")
         assert GATEWAY_KEY not in r.text
         if authorization and len(authorization) > 12:
@@ -158,14 +192,15 @@ def test_the_sdk_raises_authentication_error(gw: Gateway) -> None:
     assert info.value.code == "invalid_api_key"
 
 
-def test_revocation_is_seen_by_the_other_api_process_at_once(gw: Gateway, fake: FakeOpenAI
-                                                             ) -> None:
+def test_revocation_is_seen_by_the_other_api_process_at_once(gw: Gateway, fake: FakeOpenAI) -> None:
     created = create_key(gw, "to-revoke")
     key = created["key"]
     assert re.fullmatch(r"sk-or-v1-[0-9a-f]{64}", key)
     assert chat(gw, key, api=1).status_code == 200
-    assert admin(gw, "POST", f"/admin/keys/{created['id']}/revoke").json() == \
-        {"id": created["id"], "revoked": True}
+    assert admin(gw, "POST", f"/admin/keys/{created['id']}/revoke").json() == {
+        "id": created["id"],
+        "revoked": True,
+    }
     for api in (1, 0):  # no cache anywhere: the very next request is refused
         err = assert_openai_error(chat(gw, key, api=api), 401, "authentication_error")
         assert "revoked" in err["message"]
@@ -198,9 +233,10 @@ def test_concurrency_limit_holds_across_api_processes(gw: Gateway, fake: FakeOpe
     key = create_key(gw, "two-at-a-time", concurrency=2)["key"]
     fake.script(Reply(text="slow one", ttft=1.5), Reply(text="slow two", ttft=1.5))
     results: list[int] = []
-    threads = [threading.Thread(target=lambda i=i: results.append(chat(gw, key, api=i)
-                                                                  .status_code))
-               for i in (0, 1)]
+    threads = [
+        threading.Thread(target=lambda i=i: results.append(chat(gw, key, api=i).status_code))
+        for i in (0, 1)
+    ]
     for t in threads:
         t.start()
     assert fake.wait_for_requests(2, timeout=5)  # both in flight
@@ -216,10 +252,17 @@ def test_concurrency_limit_holds_across_api_processes(gw: Gateway, fake: FakeOpe
     # streams hold their slots while they run, and give them back at their end
     fake.script(Reply(tokens=20, per_token=0.05), Reply(tokens=20, per_token=0.05))
     with httpx.Client(timeout=20) as c, contextlib.ExitStack() as stack:
-        responses = [stack.enter_context(c.stream(
-            "POST", gw.url(i) + "/v1/chat/completions",
-            headers={"authorization": f"Bearer {key}"},
-            json={"model": MODEL, "messages": MSG, "stream": True})) for i in (0, 1)]
+        responses = [
+            stack.enter_context(
+                c.stream(
+                    "POST",
+                    gw.url(i) + "/v1/chat/completions",
+                    headers={"authorization": f"Bearer {key}"},
+                    json={"model": MODEL, "messages": MSG, "stream": True},
+                )
+            )
+            for i in (0, 1)
+        ]
         chunks = [r.iter_raw() for r in responses]
         assert [r.status_code for r in responses] == [200, 200]
         assert all(next(it) for it in chunks)  # both streams are running
@@ -234,16 +277,19 @@ def test_concurrency_limit_holds_across_api_processes(gw: Gateway, fake: FakeOpe
 # ------------------------------------------------------------------------------ admin API
 def test_admin_api_requires_the_admin_key(gw: Gateway) -> None:
     calls: list[tuple[str, str, dict[str, Any]]] = [
-        ("GET", "/admin/keys", {}), ("POST", "/admin/keys", {"json": {"name": "x"}}),
-             ("POST", "/admin/keys/key_0000/revoke", {}),
-             ("GET", "/admin/usage", {"params": {"key_id": "key_0000"}})]
+        ("GET", "/admin/keys", {}),
+        ("POST", "/admin/keys", {"json": {"name": "x"}}),
+        ("POST", "/admin/keys/key_0000/revoke", {}),
+        ("GET", "/admin/usage", {"params": {"key_id": "key_0000"}}),
+    ]
     for method, path, kwargs in calls:
         for key in (None, "wrong-admin-key", GATEWAY_KEY, ADMIN_KEY + "x", ADMIN_KEY[:-1]):
             r = admin(gw, method, path, key=key, **kwargs)
             assert_openai_error(r, 401, "authentication_error")
             assert ADMIN_KEY not in r.text
-        r = admin(gw, method, path, key=ADMIN_KEY, headers={"authorization": "Basic eDp5"},
-                  **kwargs)
+        r = admin(
+            gw, method, path, key=ADMIN_KEY, headers={"authorization": "Basic eDp5"}, **kwargs
+        )
         assert_openai_error(r, 401)
     # and a gateway key is not an admin key, nor the other way round
     assert_openai_error(chat(gw, ADMIN_KEY), 401)
@@ -251,15 +297,25 @@ def test_admin_api_requires_the_admin_key(gw: Gateway) -> None:
 
 
 def test_admin_api_validates_like_the_rest(gw: Gateway) -> None:
-    assert_openai_error(admin(gw, "POST", "/admin/keys", json={"name": ""}), 400,
-                        "invalid_request_error")
+    assert_openai_error(
+        admin(gw, "POST", "/admin/keys", json={"name": ""}), 400, "invalid_request_error"
+    )
     assert_openai_error(admin(gw, "POST", "/admin/keys", json={"name": "n", "rpm": -1}), 400)
     assert_openai_error(admin(gw, "POST", "/admin/keys", json={"name": "n", "oops": 1}), 400)
-    assert_openai_error(admin(gw, "POST", "/admin/keys", content=b"{not json",
-                              headers={"content-type": "application/json"}), 400)
+    assert_openai_error(
+        admin(
+            gw,
+            "POST",
+            "/admin/keys",
+            content=b"{not json",
+            headers={"content-type": "application/json"},
+        ),
+        400,
+    )
     assert_openai_error(admin(gw, "POST", "/admin/keys/key_nope/revoke"), 404)
-    assert_openai_error(admin(gw, "GET", "/admin/usage", params={"key_id": "k",
-                                                                 "day": "yesterday"}), 400)
+    assert_openai_error(
+        admin(gw, "GET", "/admin/usage", params={"key_id": "k", "day": "yesterday"}), 400
+    )
     assert_openai_error(admin(gw, "GET", "/admin/usage"), 400)
 
 
@@ -269,15 +325,19 @@ def test_admin_api_is_off_without_an_admin_key(redis_server: RedisServer) -> Non
             r = admin(bare, "GET", "/admin/keys", key=key)
             err = assert_openai_error(r, 403, "permission_error")
             assert "ORBYT_ADMIN_KEY" in err["message"]
-        assert_openai_error(admin(bare, "POST", "/admin/keys", key="x", json={"name": "n"}),
-                            403)
+        assert_openai_error(admin(bare, "POST", "/admin/keys", key="x", json={"name": "n"}), 403)
 
 
 def test_keys_are_stored_only_as_hashes(gw: Gateway) -> None:
     created = create_key(gw, "hashed", rpm=7, concurrency=3, pool=False)
     key = created["key"]
-    assert {k: created[k] for k in ("name", "rpm", "concurrency", "pool", "revoked")} == \
-        {"name": "hashed", "rpm": 7, "concurrency": 3, "pool": False, "revoked": False}
+    assert {k: created[k] for k in ("name", "rpm", "concurrency", "pool", "revoked")} == {
+        "name": "hashed",
+        "rpm": 7,
+        "concurrency": 3,
+        "pool": False,
+        "revoked": False,
+    }
     r: Any = redis.Redis.from_url(gw.redis_url)
     try:
         assert r.hget(f"orbyt:gk:{hash_key(key)}", "id") == created["id"].encode()
@@ -297,13 +357,25 @@ def test_keys_are_stored_only_as_hashes(gw: Gateway) -> None:
 def test_usage_per_key_day_and_model(gw: Gateway, fake: FakeOpenAI) -> None:
     created = create_key(gw, "metered")
     key, key_id = created["key"], created["id"]
-    fake.script(Reply(text="a", usage=(12, 4)), Reply(tokens=3, usage=(7, 30)),
-                Reply(text="b", usage=(100, 50)), Error(400, kind="content_policy"))
+    fake.script(
+        Reply(text="a", usage=(12, 4)),
+        Reply(tokens=3, usage=(7, 30)),
+        Reply(text="b", usage=(100, 50)),
+        Error(400, kind="content_policy"),
+    )
     assert chat(gw, key).status_code == 200
-    with httpx.stream("POST", gw.url(1) + "/v1/chat/completions", timeout=20,
-                      headers={"authorization": f"Bearer {key}"},
-                      json={"model": MODEL, "messages": MSG, "stream": True,
-                            "stream_options": {"include_usage": True}}) as s:
+    with httpx.stream(
+        "POST",
+        gw.url(1) + "/v1/chat/completions",
+        timeout=20,
+        headers={"authorization": f"Bearer {key}"},
+        json={
+            "model": MODEL,
+            "messages": MSG,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
+    ) as s:
         assert s.status_code == 200
         s.read()
     byok = chat(gw, key, extra={"byok": "sk-proj-callers-own-key-0123456789"})
@@ -354,12 +426,28 @@ def test_usage_per_key_day_and_model(gw: Gateway, fake: FakeOpenAI) -> None:
 
 # -------------------------------------------------------------------------------- the CLI
 def test_cli_create_list_revoke(gw: Gateway, fake: FakeOpenAI) -> None:
-    created = json.loads(cli(gw, "keys", "create", "--name", "from-cli", "--rpm", "50",
-                             "--concurrency", "4", "--no-pool").stdout)
+    created = json.loads(
+        cli(
+            gw,
+            "keys",
+            "create",
+            "--name",
+            "from-cli",
+            "--rpm",
+            "50",
+            "--concurrency",
+            "4",
+            "--no-pool",
+        ).stdout
+    )
     key = created["key"]
     assert re.fullmatch(r"sk-or-v1-[0-9a-f]{64}", key) and "not shown again" in created["note"]
-    assert (created["name"], created["rpm"], created["concurrency"], created["pool"]) == \
-        ("from-cli", 50, 4, False)
+    assert (created["name"], created["rpm"], created["concurrency"], created["pool"]) == (
+        "from-cli",
+        50,
+        4,
+        False,
+    )
     listing = cli(gw, "keys", "list").stdout
     entry = next(k for k in json.loads(listing) if k["id"] == created["id"])
     assert entry == {k: v for k, v in created.items() if k not in ("key", "note")}
@@ -368,8 +456,7 @@ def test_cli_create_list_revoke(gw: Gateway, fake: FakeOpenAI) -> None:
     assert_openai_error(chat(gw, key, api=1), 403, "permission_error", "pool_not_allowed")
     assert chat(gw, key, extra={"byok": "sk-proj-callers-own-key-0123456789"}).status_code == 200
     assert cli(gw, "keys", "revoke", created["id"]).stdout.strip().startswith("{")
-    assert_openai_error(chat(gw, key, api=1, extra={"byok": "sk-proj-callers-own-key-012345"}),
-                        401)
+    assert_openai_error(chat(gw, key, api=1, extra={"byok": "sk-proj-callers-own-key-012345"}), 401)
     listed = {k["id"]: k for k in json.loads(cli(gw, "keys", "list").stdout)}
     assert listed[created["id"]]["revoked"] is True
     missing = cli(gw, "keys", "revoke", "key_doesnotexist", check=False)

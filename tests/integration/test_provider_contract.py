@@ -88,8 +88,11 @@ WEATHER = {
     "function": {
         "name": "get_weather",
         "description": "Current weather in a city.",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
-                       "required": ["city"]},
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
     },
 }
 TIME = {
@@ -101,10 +104,16 @@ TIME = {
     },
 }
 # A 1x1 PNG.
-PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJ"
-       "RU5ErkJggg==")
-SCHEMA = {"type": "object", "properties": {"answer": {"type": "integer"}},
-          "required": ["answer"], "additionalProperties": False}
+PNG = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJ"
+    "RU5ErkJggg=="
+)
+SCHEMA = {
+    "type": "object",
+    "properties": {"answer": {"type": "integer"}},
+    "required": ["answer"],
+    "additionalProperties": False,
+}
 
 by_provider = pytest.mark.parametrize("name", PROVIDERS)
 
@@ -143,8 +152,7 @@ def gw(redis_server: RedisServer, fakes: dict[str, FakeServer]) -> Iterator[Gate
 
 @pytest.fixture(scope="module")
 def sdk(gw: Gateway) -> Iterator[openai.OpenAI]:
-    client = openai.OpenAI(base_url=gw.base_url, api_key=GATEWAY_KEY, max_retries=0,
-                           timeout=20)
+    client = openai.OpenAI(base_url=gw.base_url, api_key=GATEWAY_KEY, max_retries=0, timeout=20)
     yield client
     client.close()
 
@@ -158,8 +166,13 @@ def _fresh_fakes(fakes: dict[str, FakeServer]) -> None:
 # ---------------------------------------------------------------- helpers
 
 
-def sent(fakes: dict[str, FakeServer], name: str, count: int = 1,
-         model: str | None = None, key: str | None = None) -> list[Recorded]:
+def sent(
+    fakes: dict[str, FakeServer],
+    name: str,
+    count: int = 1,
+    model: str | None = None,
+    key: str | None = None,
+) -> list[Recorded]:
     """The requests the provider received (exactly `count`), after the common checks:
     the provider's own auth and version headers, and nothing of Orbyt's or the caller's."""
     got = fakes[name].requests
@@ -186,8 +199,11 @@ def sent(fakes: dict[str, FakeServer], name: str, count: int = 1,
             assert "model" not in rec.json
         else:
             assert rec.headers["authorization"] == f"Bearer {key}"
-            path = {"openai": "/v1/chat/completions", "mistral": "/v1/chat/completions",
-                    "deepseek": "/chat/completions"}[name]
+            path = {
+                "openai": "/v1/chat/completions",
+                "mistral": "/v1/chat/completions",
+                "deepseek": "/chat/completions",
+            }[name]
             assert rec.path == path
             assert rec.json["model"] == upstream_model
     return got
@@ -205,7 +221,10 @@ def check_completion(r: Any, name: str, model: str | None = None) -> ChatComplet
 def check_usage(usage: Any, prompt: int, completion: int, cached: int | None = None) -> None:
     assert usage is not None
     assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (
-        prompt, completion, prompt + completion)
+        prompt,
+        completion,
+        prompt + completion,
+    )
     if cached is not None:
         assert usage.prompt_tokens_details is not None
         assert usage.prompt_tokens_details.cached_tokens == cached
@@ -262,9 +281,11 @@ def collect(stream: Any, name: str, model: str | None = None) -> Streamed:
             for tc in delta.tool_calls or []:
                 if tc.index not in out.calls:
                     assert tc.id and tc.type == "function" and tc.function and tc.function.name
-                    out.calls[tc.index] = {"id": tc.id, "type": "function",
-                                           "function": {"name": tc.function.name,
-                                                        "arguments": ""}}
+                    out.calls[tc.index] = {
+                        "id": tc.id,
+                        "type": "function",
+                        "function": {"name": tc.function.name, "arguments": ""},
+                    }
                 else:
                     assert tc.id is None or tc.id == out.calls[tc.index]["id"]
                 call = out.calls[tc.index]
@@ -287,11 +308,22 @@ def no_retry() -> dict[str, Any]:
 @by_provider
 def test_system_and_user(name: str, sdk: openai.OpenAI, fakes: dict[str, FakeServer]) -> None:
     fakes[name].script(Reply(text="Paris.", usage=(21, 2), cached_tokens=8))
-    messages: list[Any] = [{"role": "system", "content": SYSTEM},
-                           {"role": "user", "content": "Capital of France?"}]
-    r = check_completion(sdk.chat.completions.create(
-        model=MODELS[name], messages=messages, temperature=0.3, max_completion_tokens=256,
-        stop=["END"], user="user-42", **no_retry()), name)
+    messages: list[Any] = [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": "Capital of France?"},
+    ]
+    r = check_completion(
+        sdk.chat.completions.create(
+            model=MODELS[name],
+            messages=messages,
+            temperature=0.3,
+            max_completion_tokens=256,
+            stop=["END"],
+            user="user-42",
+            **no_retry(),
+        ),
+        name,
+    )
     assert r.choices[0].message.content == "Paris."
     assert r.choices[0].finish_reason == "stop"
     assert r.choices[0].message.tool_calls is None
@@ -299,33 +331,57 @@ def test_system_and_user(name: str, sdk: openai.OpenAI, fakes: dict[str, FakeSer
 
     body = sent(fakes, name)[0].json
     if name == "openai":  # passed through unchanged (model renamed, `extra` removed)
-        assert body == {"model": "gpt-5-mini", "messages": messages, "temperature": 0.3,
-                        "max_completion_tokens": 256, "stop": ["END"], "user": "user-42"}
+        assert body == {
+            "model": "gpt-5-mini",
+            "messages": messages,
+            "temperature": 0.3,
+            "max_completion_tokens": 256,
+            "stop": ["END"],
+            "user": "user-42",
+        }
     elif name == "anthropic":
-        assert body == {"model": "claude-haiku-4-5", "system": SYSTEM,
-                        "messages": [{"role": "user", "content": [
-                            {"type": "text", "text": "Capital of France?"}]}],
-                        "max_tokens": 256, "temperature": 0.3, "stop_sequences": ["END"],
-                        "metadata": {"user_id": "user-42"}}
+        assert body == {
+            "model": "claude-haiku-4-5",
+            "system": SYSTEM,
+            "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "Capital of France?"}]}
+            ],
+            "max_tokens": 256,
+            "temperature": 0.3,
+            "stop_sequences": ["END"],
+            "metadata": {"user_id": "user-42"},
+        }
     elif name == "google":
-        assert body == {"systemInstruction": {"parts": [{"text": SYSTEM}]},
-                        "contents": [{"role": "user", "parts": [{"text": "Capital of France?"}]}],
-                        "generationConfig": {"temperature": 0.3, "maxOutputTokens": 256,
-                                             "stopSequences": ["END"]}}
+        assert body == {
+            "systemInstruction": {"parts": [{"text": SYSTEM}]},
+            "contents": [{"role": "user", "parts": [{"text": "Capital of France?"}]}],
+            "generationConfig": {
+                "temperature": 0.3,
+                "maxOutputTokens": 256,
+                "stopSequences": ["END"],
+            },
+        }
         assert sent(fakes, name)[0].path.endswith(":generateContent")
     else:  # mistral, deepseek: `max_completion_tokens` -> `max_tokens`, `user` dropped
-        assert body == {"model": MODELS[name].split("/", 1)[1], "messages": messages,
-                        "temperature": 0.3, "max_tokens": 256, "stop": ["END"]}
+        assert body == {
+            "model": MODELS[name].split("/", 1)[1],
+            "messages": messages,
+            "temperature": 0.3,
+            "max_tokens": 256,
+            "stop": ["END"],
+        }
 
 
 @by_provider
-def test_default_max_tokens_and_developer_role(name: str, sdk: openai.OpenAI,
-                                                fakes: dict[str, FakeServer]) -> None:
+def test_default_max_tokens_and_developer_role(
+    name: str, sdk: openai.OpenAI, fakes: dict[str, FakeServer]
+) -> None:
     fakes[name].script(Reply(text="ok"))
-    messages: list[Any] = [{"role": "developer", "content": "Answer in French."},
-                           {"role": "user", "content": "Hi"}]
-    r = check_completion(sdk.chat.completions.create(model=MODELS[name], messages=messages),
-                         name)
+    messages: list[Any] = [
+        {"role": "developer", "content": "Answer in French."},
+        {"role": "user", "content": "Hi"},
+    ]
+    r = check_completion(sdk.chat.completions.create(model=MODELS[name], messages=messages), name)
     assert r.choices[0].message.content == "ok"
     body = sent(fakes, name)[0].json
     if name == "openai":
@@ -342,110 +398,218 @@ def test_default_max_tokens_and_developer_role(name: str, sdk: openai.OpenAI,
 
 
 @by_provider
-def test_optional_fields_mapped_or_dropped(name: str, sdk: openai.OpenAI,
-                                           fakes: dict[str, FakeServer]) -> None:
+def test_optional_fields_mapped_or_dropped(
+    name: str, sdk: openai.OpenAI, fakes: dict[str, FakeServer]
+) -> None:
     fakes[name].script(Reply(text="ok"))
     messages: list[Any] = [{"role": "user", "content": "Hi"}]
     fields: dict[str, Any] = {
-        "temperature": 0.5, "top_p": 0.9, "max_tokens": 100, "stop": "STOP",
-        "presence_penalty": 0.1, "frequency_penalty": 0.2, "logit_bias": {"50256": -100},
-        "metadata": {"team": "a"}, "store": False, "prompt_cache_key": "pc-1",
-        "service_tier": "default", "safety_identifier": "sid-9"}
-    r = check_completion(sdk.chat.completions.create(model=MODELS[name], messages=messages,
-                                                     **fields), name)
+        "temperature": 0.5,
+        "top_p": 0.9,
+        "max_tokens": 100,
+        "stop": "STOP",
+        "presence_penalty": 0.1,
+        "frequency_penalty": 0.2,
+        "logit_bias": {"50256": -100},
+        "metadata": {"team": "a"},
+        "store": False,
+        "prompt_cache_key": "pc-1",
+        "service_tier": "default",
+        "safety_identifier": "sid-9",
+    }
+    r = check_completion(
+        sdk.chat.completions.create(model=MODELS[name], messages=messages, **fields), name
+    )
     assert r.choices[0].message.content == "ok"
     body = sent(fakes, name)[0].json
     if name == "openai":
         assert body == {"model": "gpt-5-mini", "messages": messages, **fields}
     elif name == "anthropic":
-        assert body == {"model": "claude-haiku-4-5", "messages": [
-            {"role": "user", "content": [{"type": "text", "text": "Hi"}]}],
-            "max_tokens": 100, "temperature": 0.5, "top_p": 0.9, "stop_sequences": ["STOP"],
-            "metadata": {"user_id": "sid-9"}}
+        assert body == {
+            "model": "claude-haiku-4-5",
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}],
+            "max_tokens": 100,
+            "temperature": 0.5,
+            "top_p": 0.9,
+            "stop_sequences": ["STOP"],
+            "metadata": {"user_id": "sid-9"},
+        }
     elif name == "google":
-        assert body == {"contents": [{"role": "user", "parts": [{"text": "Hi"}]}],
-                        "generationConfig": {
-                            "temperature": 0.5, "topP": 0.9, "presencePenalty": 0.1,
-                            "frequencyPenalty": 0.2, "maxOutputTokens": 100,
-                            "stopSequences": ["STOP"]}}
+        assert body == {
+            "contents": [{"role": "user", "parts": [{"text": "Hi"}]}],
+            "generationConfig": {
+                "temperature": 0.5,
+                "topP": 0.9,
+                "presencePenalty": 0.1,
+                "frequencyPenalty": 0.2,
+                "maxOutputTokens": 100,
+                "stopSequences": ["STOP"],
+            },
+        }
     elif name == "mistral":
-        assert body == {"model": "mistral-large-latest", "messages": messages,
-                        "temperature": 0.5, "top_p": 0.9, "max_tokens": 100, "stop": "STOP",
-                        "presence_penalty": 0.1, "frequency_penalty": 0.2,
-                        "metadata": {"team": "a"}, "prompt_cache_key": "pc-1"}
+        assert body == {
+            "model": "mistral-large-latest",
+            "messages": messages,
+            "temperature": 0.5,
+            "top_p": 0.9,
+            "max_tokens": 100,
+            "stop": "STOP",
+            "presence_penalty": 0.1,
+            "frequency_penalty": 0.2,
+            "metadata": {"team": "a"},
+            "prompt_cache_key": "pc-1",
+        }
     else:
-        assert body == {"model": "deepseek-v4-flash", "messages": messages,
-                        "temperature": 0.5, "top_p": 0.9, "max_tokens": 100, "stop": "STOP",
-                        "presence_penalty": 0.1, "frequency_penalty": 0.2}
+        assert body == {
+            "model": "deepseek-v4-flash",
+            "messages": messages,
+            "temperature": 0.5,
+            "top_p": 0.9,
+            "max_tokens": 100,
+            "stop": "STOP",
+            "presence_penalty": 0.1,
+            "frequency_penalty": 0.2,
+        }
 
 
-@pytest.mark.parametrize(("model", "forwarded"), [
-    ("anthropic/claude-haiku-4-5", True), ("anthropic/claude-3-haiku", True),
-    ("anthropic/claude-opus-4-7", False)])
+@pytest.mark.parametrize(
+    ("model", "forwarded"),
+    [
+        ("anthropic/claude-haiku-4-5", True),
+        ("anthropic/claude-3-haiku", True),
+        ("anthropic/claude-opus-4-7", False),
+    ],
+)
 def test_anthropic_sampling_only_where_the_model_accepts_it(
-        model: str, forwarded: bool, sdk: openai.OpenAI, fakes: dict[str, FakeServer]) -> None:
+    model: str, forwarded: bool, sdk: openai.OpenAI, fakes: dict[str, FakeServer]
+) -> None:
     """Claude 4.7+ accepts only default sampling values (PROVIDERS.md §2): the gateway
     drops temperature/top_p for them instead of forwarding a request Anthropic refuses."""
     fakes["anthropic"].script(Reply(text="ok"))
-    r = check_completion(sdk.chat.completions.create(
-        model=model, messages=[{"role": "user", "content": "Hi"}], temperature=0.2,
-        top_p=0.5), "anthropic", model)
+    r = check_completion(
+        sdk.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "Hi"}], temperature=0.2, top_p=0.5
+        ),
+        "anthropic",
+        model,
+    )
     assert r.choices[0].message.content == "ok"
     body = fakes["anthropic"].last.json
     upstream = {"anthropic/claude-3-haiku": "claude-3-haiku-20240307"}.get(
-        model, model.split("/", 1)[1])
+        model, model.split("/", 1)[1]
+    )
     assert body["model"] == upstream
-    assert (body.get("temperature"), body.get("top_p")) == ((0.2, 0.5) if forwarded else
-                                                           (None, None))
+    assert (body.get("temperature"), body.get("top_p")) == (
+        (0.2, 0.5) if forwarded else (None, None)
+    )
 
 
 # (field, value) -> per provider: the translated {key: value} expected upstream, or the
 # `param` of the 400 the gateway answers without calling the provider.
 FIELDS: list[tuple[str, Any, dict[str, Any]]] = [
-    ("seed", 7, {"openai": {"seed": 7}, "anthropic": {}, "google": {
-        "generationConfig": {"seed": 7}}, "mistral": {"random_seed": 7}, "deepseek": "seed"}),
-    ("n", 2, {"openai": {"n": 2}, "anthropic": "n", "google": {
-        "generationConfig": {"candidateCount": 2}}, "mistral": {"n": 2}, "deepseek": "n"}),
-    ("reasoning_effort", "medium", {
-        "openai": {"reasoning_effort": "medium"},
-        "anthropic": {"thinking": {"type": "enabled", "budget_tokens": 8192}},
-        "google": {"generationConfig": {"thinkingConfig": {"thinkingLevel": "MEDIUM",
-                                                           "includeThoughts": True}}},
-        "mistral": {"reasoning_effort": "medium"}, "deepseek": {"reasoning_effort": "high"}}),
-    ("reasoning_effort", "none", {
-        "openai": {"reasoning_effort": "none"}, "anthropic": {},
-        "google": {"generationConfig": {"thinkingConfig": {"thinkingLevel": "MINIMAL"}}},
-        "mistral": {"reasoning_effort": "none"}, "deepseek": {"thinking": {"type": "disabled"}}}),
-    ("audio", {"voice": "alloy", "format": "wav"}, {
-        "openai": {"audio": {"voice": "alloy", "format": "wav"}}, "anthropic": "audio",
-        "google": "audio", "mistral": "audio", "deepseek": "audio"}),
-    ("web_search_options", {}, {
-        "openai": {"web_search_options": {}}, "anthropic": "web_search_options",
-        "google": "web_search_options", "mistral": "web_search_options",
-        "deepseek": "web_search_options"}),
+    (
+        "seed",
+        7,
+        {
+            "openai": {"seed": 7},
+            "anthropic": {},
+            "google": {"generationConfig": {"seed": 7}},
+            "mistral": {"random_seed": 7},
+            "deepseek": "seed",
+        },
+    ),
+    (
+        "n",
+        2,
+        {
+            "openai": {"n": 2},
+            "anthropic": "n",
+            "google": {"generationConfig": {"candidateCount": 2}},
+            "mistral": {"n": 2},
+            "deepseek": "n",
+        },
+    ),
+    (
+        "reasoning_effort",
+        "medium",
+        {
+            "openai": {"reasoning_effort": "medium"},
+            "anthropic": {"thinking": {"type": "enabled", "budget_tokens": 8192}},
+            "google": {
+                "generationConfig": {
+                    "thinkingConfig": {"thinkingLevel": "MEDIUM", "includeThoughts": True}
+                }
+            },
+            "mistral": {"reasoning_effort": "medium"},
+            "deepseek": {"reasoning_effort": "high"},
+        },
+    ),
+    (
+        "reasoning_effort",
+        "none",
+        {
+            "openai": {"reasoning_effort": "none"},
+            "anthropic": {},
+            "google": {"generationConfig": {"thinkingConfig": {"thinkingLevel": "MINIMAL"}}},
+            "mistral": {"reasoning_effort": "none"},
+            "deepseek": {"thinking": {"type": "disabled"}},
+        },
+    ),
+    (
+        "audio",
+        {"voice": "alloy", "format": "wav"},
+        {
+            "openai": {"audio": {"voice": "alloy", "format": "wav"}},
+            "anthropic": "audio",
+            "google": "audio",
+            "mistral": "audio",
+            "deepseek": "audio",
+        },
+    ),
+    (
+        "web_search_options",
+        {},
+        {
+            "openai": {"web_search_options": {}},
+            "anthropic": "web_search_options",
+            "google": "web_search_options",
+            "mistral": "web_search_options",
+            "deepseek": "web_search_options",
+        },
+    ),
 ]
 
 
 @by_provider
-@pytest.mark.parametrize(("field_name", "value", "expected"), FIELDS,
-                         ids=[c[0] if isinstance(c[1], dict) else f"{c[0]}={c[1]}"
-                              for c in FIELDS])
-def test_fields_mapped_or_rejected(name: str, field_name: str, value: Any,
-                                   expected: dict[str, Any], sdk: openai.OpenAI,
-                                   fakes: dict[str, FakeServer]) -> None:
+@pytest.mark.parametrize(
+    ("field_name", "value", "expected"),
+    FIELDS,
+    ids=[c[0] if isinstance(c[1], dict) else f"{c[0]}={c[1]}" for c in FIELDS],
+)
+def test_fields_mapped_or_rejected(
+    name: str,
+    field_name: str,
+    value: Any,
+    expected: dict[str, Any],
+    sdk: openai.OpenAI,
+    fakes: dict[str, FakeServer],
+) -> None:
     fakes[name].script(Reply(text="ok"))
     messages: list[Any] = [{"role": "user", "content": "Hi"}]
     want = expected[name]
     if isinstance(want, str):
         with pytest.raises(openai.BadRequestError) as info:
-            sdk.chat.completions.create(model=MODELS[name], messages=messages,
-                                        **{field_name: value})
+            sdk.chat.completions.create(
+                model=MODELS[name], messages=messages, **{field_name: value}
+            )
         assert info.value.param == want and info.value.code == "unsupported_parameter"
         assert name in info.value.message.lower()
         assert fakes[name].requests == []
         return
-    r = check_completion(sdk.chat.completions.create(model=MODELS[name], messages=messages,
-                                                     **{field_name: value}), name)
+    r = check_completion(
+        sdk.chat.completions.create(model=MODELS[name], messages=messages, **{field_name: value}),
+        name,
+    )
     assert r.choices[0].message.content == "ok"
     body = sent(fakes, name)[0].json
     assert field_name not in body or field_name in want
@@ -456,34 +620,66 @@ def test_fields_mapped_or_rejected(name: str, field_name: str, value: Any,
 
 
 TOOL_CHOICES: list[tuple[str, Any, dict[str, Any]]] = [
-    ("required", "required", {
-        "openai": "required", "anthropic": {"type": "any", "disable_parallel_tool_use": True},
-        "google": {"functionCallingConfig": {"mode": "ANY"}}, "mistral": "any",
-        "deepseek": "required"}),
-    ("named", {"type": "function", "function": {"name": "get_time"}}, {
-        "openai": {"type": "function", "function": {"name": "get_time"}},
-        "anthropic": {"type": "tool", "name": "get_time", "disable_parallel_tool_use": True},
-        "google": {"functionCallingConfig": {"mode": "ANY",
-                                             "allowedFunctionNames": ["get_time"]}},
-        "mistral": {"type": "function", "function": {"name": "get_time"}},
-        "deepseek": {"type": "function", "function": {"name": "get_time"}}}),
-    ("none", "none", {
-        "openai": "none", "anthropic": {"type": "none"},
-        "google": {"functionCallingConfig": {"mode": "NONE"}}, "mistral": "none",
-        "deepseek": "none"}),
+    (
+        "required",
+        "required",
+        {
+            "openai": "required",
+            "anthropic": {"type": "any", "disable_parallel_tool_use": True},
+            "google": {"functionCallingConfig": {"mode": "ANY"}},
+            "mistral": "any",
+            "deepseek": "required",
+        },
+    ),
+    (
+        "named",
+        {"type": "function", "function": {"name": "get_time"}},
+        {
+            "openai": {"type": "function", "function": {"name": "get_time"}},
+            "anthropic": {"type": "tool", "name": "get_time", "disable_parallel_tool_use": True},
+            "google": {
+                "functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["get_time"]}
+            },
+            "mistral": {"type": "function", "function": {"name": "get_time"}},
+            "deepseek": {"type": "function", "function": {"name": "get_time"}},
+        },
+    ),
+    (
+        "none",
+        "none",
+        {
+            "openai": "none",
+            "anthropic": {"type": "none"},
+            "google": {"functionCallingConfig": {"mode": "NONE"}},
+            "mistral": "none",
+            "deepseek": "none",
+        },
+    ),
 ]
 
 
 @by_provider
-@pytest.mark.parametrize(("choice", "expected"), [c[1:] for c in TOOL_CHOICES],
-                         ids=[c[0] for c in TOOL_CHOICES])
-def test_tool_choice_and_parallel_tool_calls(name: str, choice: Any, expected: dict[str, Any],
-                                             sdk: openai.OpenAI,
-                                             fakes: dict[str, FakeServer]) -> None:
+@pytest.mark.parametrize(
+    ("choice", "expected"), [c[1:] for c in TOOL_CHOICES], ids=[c[0] for c in TOOL_CHOICES]
+)
+def test_tool_choice_and_parallel_tool_calls(
+    name: str,
+    choice: Any,
+    expected: dict[str, Any],
+    sdk: openai.OpenAI,
+    fakes: dict[str, FakeServer],
+) -> None:
     fakes[name].script(Reply(text="ok"))
-    r = check_completion(sdk.chat.completions.create(
-        model=MODELS[name], messages=[{"role": "user", "content": "Time?"}],
-        tools=[WEATHER, TIME], tool_choice=choice, parallel_tool_calls=False), name)
+    r = check_completion(
+        sdk.chat.completions.create(
+            model=MODELS[name],
+            messages=[{"role": "user", "content": "Time?"}],
+            tools=[WEATHER, TIME],
+            tool_choice=choice,
+            parallel_tool_calls=False,
+        ),
+        name,
+    )
     assert r.choices[0].message.content == "ok"
     body = sent(fakes, name)[0].json
     key = "toolConfig" if name == "google" else "tool_choice"
@@ -494,20 +690,27 @@ def test_tool_choice_and_parallel_tool_calls(name: str, choice: Any, expected: d
 
 
 def test_mistral_specific_fields_pass_and_unknown_ones_are_named(
-        sdk: openai.OpenAI, fakes: dict[str, FakeServer]) -> None:
+    sdk: openai.OpenAI, fakes: dict[str, FakeServer]
+) -> None:
     """Fields Orbyt does not map go to Mistral as is: its own extras work, and its 422 for
     a field it does not know reaches the caller naming that field."""
     fakes["mistral"].script(Reply(text="ok"))
     messages: list[Any] = [{"role": "user", "content": "Hi"}]
-    r = check_completion(sdk.chat.completions.create(
-        model=MODELS["mistral"], messages=messages,
-        extra_body={"safe_prompt": True, "top_k": 20, "random_seed": 3}), "mistral")
+    r = check_completion(
+        sdk.chat.completions.create(
+            model=MODELS["mistral"],
+            messages=messages,
+            extra_body={"safe_prompt": True, "top_k": 20, "random_seed": 3},
+        ),
+        "mistral",
+    )
     assert r.choices[0].message.content == "ok"
     body = sent(fakes, "mistral")[0].json
     assert (body["safe_prompt"], body["top_k"], body["random_seed"]) == (True, 20, 3)
     with pytest.raises(openai.UnprocessableEntityError) as info:
-        sdk.chat.completions.create(model=MODELS["mistral"], messages=messages,
-                                    prompt_cache_retention="24h", **no_retry())
+        sdk.chat.completions.create(
+            model=MODELS["mistral"], messages=messages, prompt_cache_retention="24h", **no_retry()
+        )
     err = check_error_body(info.value, "mistral")
     assert err["param"] == "prompt_cache_retention"
     assert "Extra inputs are not permitted" in err["message"]
@@ -520,11 +723,12 @@ def test_mistral_specific_fields_pass_and_unknown_ones_are_named(
 @by_provider
 def test_multi_turn(name: str, sdk: openai.OpenAI, fakes: dict[str, FakeServer]) -> None:
     fakes[name].script(Reply(text="Your name is Ada.", usage=(30, 5)))
-    messages: list[Any] = [{"role": "user", "content": "My name is Ada."},
-                           {"role": "assistant", "content": "Hello Ada!"},
-                           {"role": "user", "content": "What is my name?"}]
-    r = check_completion(sdk.chat.completions.create(model=MODELS[name], messages=messages),
-                         name)
+    messages: list[Any] = [
+        {"role": "user", "content": "My name is Ada."},
+        {"role": "assistant", "content": "Hello Ada!"},
+        {"role": "user", "content": "What is my name?"},
+    ]
+    r = check_completion(sdk.chat.completions.create(model=MODELS[name], messages=messages), name)
     assert r.choices[0].message.content == "Your name is Ada."
     assert r.choices[0].finish_reason == "stop"
     check_usage(r.usage, 30, 5)
@@ -535,13 +739,15 @@ def test_multi_turn(name: str, sdk: openai.OpenAI, fakes: dict[str, FakeServer])
         assert body["messages"] == [
             {"role": "user", "content": [{"type": "text", "text": "My name is Ada."}]},
             {"role": "assistant", "content": [{"type": "text", "text": "Hello Ada!"}]},
-            {"role": "user", "content": [{"type": "text", "text": "What is my name?"}]}]
+            {"role": "user", "content": [{"type": "text", "text": "What is my name?"}]},
+        ]
     elif name == "google":
         assert "systemInstruction" not in body
         assert body["contents"] == [
             {"role": "user", "parts": [{"text": "My name is Ada."}]},
             {"role": "model", "parts": [{"text": "Hello Ada!"}]},
-            {"role": "user", "parts": [{"text": "What is my name?"}]}]
+            {"role": "user", "parts": [{"text": "What is my name?"}]},
+        ]
     else:
         assert body["messages"] == messages
 
@@ -551,16 +757,24 @@ def test_multi_turn(name: str, sdk: openai.OpenAI, fakes: dict[str, FakeServer])
 
 @by_provider
 @pytest.mark.parametrize("echo", ["dump", "object"])
-def test_tool_call_round_trip(name: str, echo: str, sdk: openai.OpenAI,
-                              fakes: dict[str, FakeServer]) -> None:
+def test_tool_call_round_trip(
+    name: str, echo: str, sdk: openai.OpenAI, fakes: dict[str, FakeServer]
+) -> None:
     fake = fakes[name]
-    fake.script(Reply(tool_calls=[{"name": "get_weather", "arguments": {"city": "Paris"}}],
-                      usage=(40, 9)),
-                Reply(text="It is 18 degrees in Paris.", usage=(60, 8)))
-    messages: list[Any] = [{"role": "system", "content": SYSTEM},
-                           {"role": "user", "content": "Weather in Paris?"}]
-    first = check_completion(sdk.chat.completions.create(
-        model=MODELS[name], messages=messages, tools=[WEATHER], tool_choice="auto"), name)
+    fake.script(
+        Reply(tool_calls=[{"name": "get_weather", "arguments": {"city": "Paris"}}], usage=(40, 9)),
+        Reply(text="It is 18 degrees in Paris.", usage=(60, 8)),
+    )
+    messages: list[Any] = [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": "Weather in Paris?"},
+    ]
+    first = check_completion(
+        sdk.chat.completions.create(
+            model=MODELS[name], messages=messages, tools=[WEATHER], tool_choice="auto"
+        ),
+        name,
+    )
     choice = first.choices[0]
     assert choice.finish_reason == "tool_calls"
     assert choice.message.content in (None, "")
@@ -582,9 +796,14 @@ def test_tool_call_round_trip(name: str, echo: str, sdk: openai.OpenAI,
     # itself), then the tool result.
     echoed = choice.message.model_dump(exclude_none=True)
     result = {"role": "tool", "tool_call_id": call.id, "content": '{"temp_c": 18}'}
-    final = check_completion(sdk.chat.completions.create(
-        model=MODELS[name], messages=[*messages, echoed if echo == "dump" else choice.message,
-                                      result], tools=[WEATHER]), name)
+    final = check_completion(
+        sdk.chat.completions.create(
+            model=MODELS[name],
+            messages=[*messages, echoed if echo == "dump" else choice.message, result],
+            tools=[WEATHER],
+        ),
+        name,
+    )
     assert final.choices[0].message.content == "It is 18 degrees in Paris."
     assert final.choices[0].finish_reason == "stop"
     check_usage(final.usage, 60, 8)
@@ -599,36 +818,73 @@ def test_tool_call_round_trip(name: str, echo: str, sdk: openai.OpenAI,
         assert two["messages"] == [*messages, two["messages"][2], result]
         assert assistant == echoed
     elif name == "anthropic":
-        tool = {"name": "get_weather", "description": "Current weather in a city.",
-                "input_schema": WEATHER["function"]["parameters"]}
+        tool = {
+            "name": "get_weather",
+            "description": "Current weather in a city.",
+            "input_schema": WEATHER["function"]["parameters"],
+        }
         assert one["tools"] == [tool] and one["tool_choice"] == {"type": "auto"}
         assert two["system"] == SYSTEM and "tool_choice" not in two
         assert two["messages"] == [
             {"role": "user", "content": [{"type": "text", "text": "Weather in Paris?"}]},
-            {"role": "assistant", "content": [
-                {"type": "tool_use", "id": call.id, "name": "get_weather",
-                 "input": {"city": "Paris"}}]},
-            {"role": "user", "content": [
-                {"type": "tool_result", "tool_use_id": call.id, "content": '{"temp_c": 18}'}]}]
+            {
+                "role": "assistant",
+                "content": [
+                    {
+                        "type": "tool_use",
+                        "id": call.id,
+                        "name": "get_weather",
+                        "input": {"city": "Paris"},
+                    }
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": call.id, "content": '{"temp_c": 18}'}
+                ],
+            },
+        ]
     elif name == "google":
-        declaration = {"name": "get_weather", "description": "Current weather in a city.",
-                       "parametersJsonSchema": WEATHER["function"]["parameters"]}
+        declaration = {
+            "name": "get_weather",
+            "description": "Current weather in a city.",
+            "parametersJsonSchema": WEATHER["function"]["parameters"],
+        }
         assert one["tools"] == [{"functionDeclarations": [declaration]}]
         assert one["toolConfig"] == {"functionCallingConfig": {"mode": "AUTO"}}
         assert two["systemInstruction"] == {"parts": [{"text": SYSTEM}]}
         assert two["contents"] == [
             {"role": "user", "parts": [{"text": "Weather in Paris?"}]},
-            {"role": "model", "parts": [
-                {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}},
-                 "thoughtSignature": signature}]},
-            {"role": "user", "parts": [
-                {"functionResponse": {"name": "get_weather", "response": {"temp_c": 18}}}]}]
+            {
+                "role": "model",
+                "parts": [
+                    {
+                        "functionCall": {"name": "get_weather", "args": {"city": "Paris"}},
+                        "thoughtSignature": signature,
+                    }
+                ],
+            },
+            {
+                "role": "user",
+                "parts": [
+                    {"functionResponse": {"name": "get_weather", "response": {"temp_c": 18}}}
+                ],
+            },
+        ]
     elif name == "mistral":
         assert one["tools"] == [WEATHER] and one["tool_choice"] == "auto"
         tool_msg = two["messages"][3]
-        assert assistant == {"role": "assistant", "tool_calls": [
-            {"id": call.id, "type": "function", "function": {
-                "name": "get_weather", "arguments": call.function.arguments}}]}
+        assert assistant == {
+            "role": "assistant",
+            "tool_calls": [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": call.function.arguments},
+                }
+            ],
+        }
         assert tool_msg == {"role": "tool", "tool_call_id": call.id, "content": '{"temp_c": 18}'}
     else:  # deepseek: the reasoning goes back with the tool-call message
         assert one["tools"] == [WEATHER] and one["tool_choice"] == "auto"
@@ -638,87 +894,126 @@ def test_tool_call_round_trip(name: str, echo: str, sdk: openai.OpenAI,
 
 
 @by_provider
-def test_agent_loop_of_two_tool_steps(name: str, sdk: openai.OpenAI,
-                                      fakes: dict[str, FakeServer]) -> None:
+def test_agent_loop_of_two_tool_steps(
+    name: str, sdk: openai.OpenAI, fakes: dict[str, FakeServer]
+) -> None:
     """call -> result -> another call -> result -> answer, in one user turn: every step's
     call goes back with what its provider needs (Gemini: each step's own signature)."""
     fakes[name].script(
         Reply(tool_calls=[{"name": "get_weather", "arguments": {"city": "Paris"}}]),
         Reply(tool_calls=[{"name": "get_time", "arguments": {"tz": "Europe/Paris"}}]),
-        Reply(text="Sunny at noon."))
+        Reply(text="Sunny at noon."),
+    )
     messages: list[Any] = [{"role": "user", "content": "Weather, then time, in Paris?"}]
     steps = []
     for content in ("Sunny", "12:00"):
-        r = check_completion(sdk.chat.completions.create(
-            model=MODELS[name], messages=messages, tools=[WEATHER, TIME]), name)
+        r = check_completion(
+            sdk.chat.completions.create(
+                model=MODELS[name], messages=messages, tools=[WEATHER, TIME]
+            ),
+            name,
+        )
         assert r.choices[0].finish_reason == "tool_calls"
         message = r.choices[0].message
         steps.append(message)
         call = (message.tool_calls or [])[0]
-        messages += [message.model_dump(exclude_none=True),
-                     {"role": "tool", "tool_call_id": call.id, "content": content}]
-    final = check_completion(sdk.chat.completions.create(
-        model=MODELS[name], messages=messages, tools=[WEATHER, TIME]), name)
+        messages += [
+            message.model_dump(exclude_none=True),
+            {"role": "tool", "tool_call_id": call.id, "content": content},
+        ]
+    final = check_completion(
+        sdk.chat.completions.create(model=MODELS[name], messages=messages, tools=[WEATHER, TIME]),
+        name,
+    )
     assert final.choices[0].message.content == "Sunny at noon."
     body = sent(fakes, name, 3)[2].json
     calls = [(m.tool_calls or [])[0] for m in steps]
     if name == "anthropic":
-        assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user",
-                                                         "assistant", "user"]
+        assert [m["role"] for m in body["messages"]] == [
+            "user",
+            "assistant",
+            "user",
+            "assistant",
+            "user",
+        ]
         assert [m["content"][0]["tool_use_id"] for m in body["messages"][2::2]] == [
-            c.id for c in calls]
+            c.id for c in calls
+        ]
     elif name == "google":
-        signatures = [extra_of(c, "extra_content")["google"]["thought_signature"]
-                      for c in calls]
+        signatures = [extra_of(c, "extra_content")["google"]["thought_signature"] for c in calls]
         assert signatures[0] != signatures[1]
-        assert [c["role"] for c in body["contents"]] == ["user", "model", "user", "model",
-                                                         "user"]
-        assert [c["parts"][0]["thoughtSignature"] for c in body["contents"][1::2][:2]] == \
-            signatures
+        assert [c["role"] for c in body["contents"]] == ["user", "model", "user", "model", "user"]
+        assert [c["parts"][0]["thoughtSignature"] for c in body["contents"][1::2][:2]] == signatures
     elif name == "deepseek":
         assert [m.get("reasoning_content") for m in body["messages"][1::2]] == [
-            FakeDeepSeek.default_reasoning] * 2
+            FakeDeepSeek.default_reasoning
+        ] * 2
     else:
-        assert [m["role"] for m in body["messages"]] == ["user", "assistant", "tool",
-                                                         "assistant", "tool"]
+        assert [m["role"] for m in body["messages"]] == [
+            "user",
+            "assistant",
+            "tool",
+            "assistant",
+            "tool",
+        ]
 
 
 @by_provider
-def test_tool_history_rebuilt_by_the_caller(name: str, sdk: openai.OpenAI,
-                                             fakes: dict[str, FakeServer]) -> None:
+def test_tool_history_rebuilt_by_the_caller(
+    name: str, sdk: openai.OpenAI, fakes: dict[str, FakeServer]
+) -> None:
     """A history whose tool calls came from elsewhere (OpenAI-style ids, no thought
     signature, no reasoning_content): every provider still accepts it."""
     fakes[name].script(Reply(text="Done."))
     foreign_id = "call_Xa81c9d2eF5"
     messages: list[Any] = [
         {"role": "user", "content": "Weather in Paris and Rome?"},
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": foreign_id, "type": "function",
-             "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}},
-            {"id": "call_Yb92d0e3fG6", "type": "function",
-             "function": {"name": "get_weather", "arguments": '{"city": "Rome"}'}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": foreign_id,
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                },
+                {
+                    "id": "call_Yb92d0e3fG6",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Rome"}'},
+                },
+            ],
+        },
         {"role": "tool", "tool_call_id": foreign_id, "content": "18C"},
         {"role": "tool", "tool_call_id": "call_Yb92d0e3fG6", "content": "24C"},
     ]
-    r = check_completion(sdk.chat.completions.create(model=MODELS[name], messages=messages,
-                                                     tools=[WEATHER]), name)
+    r = check_completion(
+        sdk.chat.completions.create(model=MODELS[name], messages=messages, tools=[WEATHER]), name
+    )
     assert r.choices[0].message.content == "Done."
     body = sent(fakes, name)[0].json
     if name == "openai":
         assert body["messages"] == messages
     elif name == "anthropic":
-        assert [b["id"] for b in body["messages"][1]["content"]] == [foreign_id,
-                                                                     "call_Yb92d0e3fG6"]
-        assert body["messages"][2] == {"role": "user", "content": [
-            {"type": "tool_result", "tool_use_id": foreign_id, "content": "18C"},
-            {"type": "tool_result", "tool_use_id": "call_Yb92d0e3fG6", "content": "24C"}]}
+        assert [b["id"] for b in body["messages"][1]["content"]] == [foreign_id, "call_Yb92d0e3fG6"]
+        assert body["messages"][2] == {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": foreign_id, "content": "18C"},
+                {"type": "tool_result", "tool_use_id": "call_Yb92d0e3fG6", "content": "24C"},
+            ],
+        }
     elif name == "google":
         model_parts = body["contents"][1]["parts"]
         assert model_parts[0]["thoughtSignature"] == SKIP_SIGNATURE
         assert "thoughtSignature" not in model_parts[1]
-        assert body["contents"][2] == {"role": "user", "parts": [
-            {"functionResponse": {"name": "get_weather", "response": {"result": "18C"}}},
-            {"functionResponse": {"name": "get_weather", "response": {"result": "24C"}}}]}
+        assert body["contents"][2] == {
+            "role": "user",
+            "parts": [
+                {"functionResponse": {"name": "get_weather", "response": {"result": "18C"}}},
+                {"functionResponse": {"name": "get_weather", "response": {"result": "24C"}}},
+            ],
+        }
     elif name == "mistral":  # ids rewritten to 9 characters, the same in both places
         ids = [c["id"] for c in body["messages"][1]["tool_calls"]]
         assert all(re.fullmatch(r"[A-Za-z0-9]{9}", i) for i in ids) and len(set(ids)) == 2
@@ -728,32 +1023,41 @@ def test_tool_history_rebuilt_by_the_caller(name: str, sdk: openai.OpenAI,
 
 
 @by_provider
-def test_tool_results_then_a_user_comment(name: str, sdk: openai.OpenAI,
-                                          fakes: dict[str, FakeServer]) -> None:
+def test_tool_results_then_a_user_comment(
+    name: str, sdk: openai.OpenAI, fakes: dict[str, FakeServer]
+) -> None:
     """Tool results followed by more user text: Anthropic needs one user turn that starts
     with the tool_result blocks; Gemini one user turn of responses, then the text."""
-    fakes[name].script(Reply(tool_calls=[{"name": "get_weather", "arguments": {"city": "Rome"}}]),
-                       Reply(text="Rome: 24C, so yes."))
+    fakes[name].script(
+        Reply(tool_calls=[{"name": "get_weather", "arguments": {"city": "Rome"}}]),
+        Reply(text="Rome: 24C, so yes."),
+    )
     messages: list[Any] = [{"role": "user", "content": "Weather in Rome?"}]
     first = sdk.chat.completions.create(model=MODELS[name], messages=messages, tools=[WEATHER])
     message = first.choices[0].message
     call = (message.tool_calls or [])[0]
-    messages += [message, {"role": "tool", "tool_call_id": call.id, "content": "24C"},
-                 {"role": "user", "content": "Warm enough for a swim?"}]
-    r = check_completion(sdk.chat.completions.create(model=MODELS[name], messages=messages,
-                                                     tools=[WEATHER]), name)
+    messages += [
+        message,
+        {"role": "tool", "tool_call_id": call.id, "content": "24C"},
+        {"role": "user", "content": "Warm enough for a swim?"},
+    ]
+    r = check_completion(
+        sdk.chat.completions.create(model=MODELS[name], messages=messages, tools=[WEATHER]), name
+    )
     assert r.choices[0].message.content == "Rome: 24C, so yes."
     body = sent(fakes, name, 2)[1].json
     if name == "anthropic":
         assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]
         assert body["messages"][2]["content"] == [
             {"type": "tool_result", "tool_use_id": call.id, "content": "24C"},
-            {"type": "text", "text": "Warm enough for a swim?"}]
+            {"type": "text", "text": "Warm enough for a swim?"},
+        ]
     elif name == "google":
         assert [c["role"] for c in body["contents"]] == ["user", "model", "user"]
         assert body["contents"][2]["parts"] == [
             {"functionResponse": {"name": "get_weather", "response": {"result": "24C"}}},
-            {"text": "Warm enough for a swim?"}]
+            {"text": "Warm enough for a swim?"},
+        ]
     else:
         assert [m["role"] for m in body["messages"]] == ["user", "assistant", "tool", "user"]
 
@@ -765,8 +1069,10 @@ def test_tool_results_then_a_user_comment(name: str, sdk: openai.OpenAI,
 def test_image_data_url(name: str, sdk: openai.OpenAI, fakes: dict[str, FakeServer]) -> None:
     fakes[name].script(Reply(text="A single pixel."))
     url = f"data:image/png;base64,{PNG}"
-    content: list[Any] = [{"type": "text", "text": "What is this?"},
-                          {"type": "image_url", "image_url": {"url": url, "detail": "low"}}]
+    content: list[Any] = [
+        {"type": "text", "text": "What is this?"},
+        {"type": "image_url", "image_url": {"url": url, "detail": "low"}},
+    ]
     messages: list[Any] = [{"role": "user", "content": content}]
     if name == "deepseek":  # text-only: refused before anything goes upstream
         with pytest.raises(openai.BadRequestError) as info:
@@ -777,25 +1083,27 @@ def test_image_data_url(name: str, sdk: openai.OpenAI, fakes: dict[str, FakeServ
         assert "image" in info.value.message and "deepseek" in info.value.message.lower()
         assert fakes[name].requests == []
         return
-    r = check_completion(sdk.chat.completions.create(model=MODELS[name], messages=messages),
-                         name)
+    r = check_completion(sdk.chat.completions.create(model=MODELS[name], messages=messages), name)
     assert r.choices[0].message.content == "A single pixel."
     body = sent(fakes, name)[0].json
     if name == "anthropic":
         assert body["messages"][0]["content"] == [
             {"type": "text", "text": "What is this?"},
-            {"type": "image", "source": {"type": "base64", "media_type": "image/png",
-                                         "data": PNG}}]
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}},
+        ]
     elif name == "google":
         assert body["contents"][0]["parts"] == [
-            {"text": "What is this?"}, {"inlineData": {"mimeType": "image/png", "data": PNG}}]
+            {"text": "What is this?"},
+            {"inlineData": {"mimeType": "image/png", "data": PNG}},
+        ]
     else:  # openai, mistral: the part as is
         assert body["messages"] == messages
 
 
 @pytest.mark.parametrize("name", ["anthropic", "google"])
-def test_unsupported_image_type_names_the_field(name: str, sdk: openai.OpenAI,
-                                                fakes: dict[str, FakeServer]) -> None:
+def test_unsupported_image_type_names_the_field(
+    name: str, sdk: openai.OpenAI, fakes: dict[str, FakeServer]
+) -> None:
     part = {"type": "image_url", "image_url": {"url": "data:image/tiff;base64,SUkqAA=="}}
     messages: list[Any] = [{"role": "user", "content": [{"type": "text", "text": "?"}, part]}]
     if name == "google":  # Gemini takes any inline type; an unguessable URL is refused
@@ -810,24 +1118,28 @@ def test_unsupported_image_type_names_the_field(name: str, sdk: openai.OpenAI,
 def test_image_http_url(name: str, sdk: openai.OpenAI, fakes: dict[str, FakeServer]) -> None:
     fakes[name].script(Reply(text="A cat."))
     url = "https://example.com/images/cat.png"
-    content: list[Any] = [{"type": "text", "text": "What is this?"},
-                          {"type": "image_url", "image_url": {"url": url}}]
+    content: list[Any] = [
+        {"type": "text", "text": "What is this?"},
+        {"type": "image_url", "image_url": {"url": url}},
+    ]
     messages: list[Any] = [{"role": "user", "content": content}]
     if name == "deepseek":
         with pytest.raises(openai.BadRequestError) as info:
             sdk.chat.completions.create(model=MODELS[name], messages=messages)
         assert info.value.param == "messages[0].content[1]"
         return
-    r = check_completion(sdk.chat.completions.create(model=MODELS[name], messages=messages),
-                         name)
+    r = check_completion(sdk.chat.completions.create(model=MODELS[name], messages=messages), name)
     assert r.choices[0].message.content == "A cat."
     body = sent(fakes, name)[0].json
     if name == "anthropic":
-        assert body["messages"][0]["content"][1] == {"type": "image",
-                                                     "source": {"type": "url", "url": url}}
+        assert body["messages"][0]["content"][1] == {
+            "type": "image",
+            "source": {"type": "url", "url": url},
+        }
     elif name == "google":
-        assert body["contents"][0]["parts"][1] == {"fileData": {"mimeType": "image/png",
-                                                                "fileUri": url}}
+        assert body["contents"][0]["parts"][1] == {
+            "fileData": {"mimeType": "image/png", "fileUri": url}
+        }
     else:
         assert body["messages"] == messages
 
@@ -839,8 +1151,12 @@ def test_image_http_url(name: str, sdk: openai.OpenAI, fakes: dict[str, FakeServ
 def test_json_object(name: str, sdk: openai.OpenAI, fakes: dict[str, FakeServer]) -> None:
     fakes[name].script(Reply(text='{"answer": 42}'))
     messages: list[Any] = [{"role": "user", "content": "Reply in JSON: what is 6*7?"}]
-    r = check_completion(sdk.chat.completions.create(
-        model=MODELS[name], messages=messages, response_format={"type": "json_object"}), name)
+    r = check_completion(
+        sdk.chat.completions.create(
+            model=MODELS[name], messages=messages, response_format={"type": "json_object"}
+        ),
+        name,
+    )
     assert json.loads(r.choices[0].message.content or "") == {"answer": 42}
     body = sent(fakes, name)[0].json
     if name == "anthropic":  # no native JSON mode: an instruction in `system`
@@ -854,27 +1170,32 @@ def test_json_object(name: str, sdk: openai.OpenAI, fakes: dict[str, FakeServer]
 @by_provider
 def test_json_schema(name: str, sdk: openai.OpenAI, fakes: dict[str, FakeServer]) -> None:
     fakes[name].script(Reply(text='{"answer": 42}'))
-    fmt: Any = {"type": "json_schema",
-                "json_schema": {"name": "answer", "schema": SCHEMA, "strict": True}}
+    fmt: Any = {
+        "type": "json_schema",
+        "json_schema": {"name": "answer", "schema": SCHEMA, "strict": True},
+    }
     messages: list[Any] = [{"role": "user", "content": "What is 6*7?"}]
     if name == "deepseek":  # json_object only: refused rather than silently unvalidated
         with pytest.raises(openai.BadRequestError) as info:
-            sdk.chat.completions.create(model=MODELS[name], messages=messages,
-                                        response_format=fmt)
+            sdk.chat.completions.create(model=MODELS[name], messages=messages, response_format=fmt)
         assert info.value.param == "response_format.type"
         assert "response_format" in info.value.message
         assert fakes[name].requests == []
         return
-    r = check_completion(sdk.chat.completions.create(
-        model=MODELS[name], messages=messages, response_format=fmt), name)
+    r = check_completion(
+        sdk.chat.completions.create(model=MODELS[name], messages=messages, response_format=fmt),
+        name,
+    )
     assert json.loads(r.choices[0].message.content or "") == {"answer": 42}
     body = sent(fakes, name)[0].json
     if name == "anthropic":
         assert body["output_config"] == {"format": {"type": "json_schema", "schema": SCHEMA}}
         assert "system" not in body
     elif name == "google":
-        assert body["generationConfig"] == {"responseMimeType": "application/json",
-                                            "responseJsonSchema": SCHEMA}
+        assert body["generationConfig"] == {
+            "responseMimeType": "application/json",
+            "responseJsonSchema": SCHEMA,
+        }
     else:
         assert body["response_format"] == fmt
 
@@ -883,23 +1204,33 @@ def test_json_schema(name: str, sdk: openai.OpenAI, fakes: dict[str, FakeServer]
 
 
 @by_provider
-def test_stream_text_with_usage(name: str, sdk: openai.OpenAI,
-                                fakes: dict[str, FakeServer]) -> None:
+def test_stream_text_with_usage(
+    name: str, sdk: openai.OpenAI, fakes: dict[str, FakeServer]
+) -> None:
     text = "Streaming works — ünïcödé, 漢字 and 🚀 — across every provider."
     fakes[name].script(Reply(text=text, usage=(17, 5), cached_tokens=4), Reply(text=text))
-    messages: list[Any] = [{"role": "system", "content": SYSTEM},
-                           {"role": "user", "content": "Say something."}]
-    out = collect(sdk.chat.completions.create(
-        model=MODELS[name], messages=messages, stream=True,
-        stream_options={"include_usage": True}), name)
+    messages: list[Any] = [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": "Say something."},
+    ]
+    out = collect(
+        sdk.chat.completions.create(
+            model=MODELS[name],
+            messages=messages,
+            stream=True,
+            stream_options={"include_usage": True},
+        ),
+        name,
+    )
     thinking = FakeDeepSeek.default_reasoning if name == "deepseek" else ""
     assert (out.text, out.reasoning, out.calls) == (text, thinking, {})
     assert out.finishes == ["stop"]
     assert len(out.usage) == 1 and out.chunks[-1].usage is out.usage[0]
     check_usage(out.usage[0], 17, 5, 4 if name in CACHES else None)
 
-    plain = collect(sdk.chat.completions.create(model=MODELS[name], messages=messages,
-                                                stream=True), name)
+    plain = collect(
+        sdk.chat.completions.create(model=MODELS[name], messages=messages, stream=True), name
+    )
     assert plain.text == text and plain.finishes == ["stop"] and plain.usage == []
     assert all(c.choices for c in plain.chunks)
 
@@ -919,17 +1250,31 @@ def test_stream_text_with_usage(name: str, sdk: openai.OpenAI,
 
 
 @by_provider
-def test_stream_tool_calls_round_trip(name: str, sdk: openai.OpenAI,
-                                      fakes: dict[str, FakeServer]) -> None:
+def test_stream_tool_calls_round_trip(
+    name: str, sdk: openai.OpenAI, fakes: dict[str, FakeServer]
+) -> None:
     fake = fakes[name]
-    fake.script(Reply(tool_calls=[{"name": "get_weather", "arguments": {"city": "Paris"}},
-                                  {"name": "get_time", "arguments": {"tz": "Europe/Paris"}}],
-                      usage=(30, 12)),
-                Reply(text="Sunny, and it is noon."))
+    fake.script(
+        Reply(
+            tool_calls=[
+                {"name": "get_weather", "arguments": {"city": "Paris"}},
+                {"name": "get_time", "arguments": {"tz": "Europe/Paris"}},
+            ],
+            usage=(30, 12),
+        ),
+        Reply(text="Sunny, and it is noon."),
+    )
     messages: list[Any] = [{"role": "user", "content": "Weather and time in Paris?"}]
-    out = collect(sdk.chat.completions.create(
-        model=MODELS[name], messages=messages, tools=[WEATHER, TIME], stream=True,
-        stream_options={"include_usage": True}), name)
+    out = collect(
+        sdk.chat.completions.create(
+            model=MODELS[name],
+            messages=messages,
+            tools=[WEATHER, TIME],
+            stream=True,
+            stream_options={"include_usage": True},
+        ),
+        name,
+    )
     assert out.text == "" and sorted(out.calls) == [0, 1]
     assert out.finishes == ["tool_calls"]
     check_usage(out.usage[0], 30, 12)
@@ -946,27 +1291,39 @@ def test_stream_tool_calls_round_trip(name: str, sdk: openai.OpenAI,
     if name == "deepseek":
         assert out.reasoning == FakeDeepSeek.default_reasoning
 
-    results = [{"role": "tool", "tool_call_id": weather["id"], "content": "Sunny"},
-               {"role": "tool", "tool_call_id": clock["id"], "content": "12:00"}]
-    final = check_completion(sdk.chat.completions.create(
-        model=MODELS[name], messages=[*messages, out.assistant_message(), *results],
-        tools=[WEATHER, TIME]), name)
+    results = [
+        {"role": "tool", "tool_call_id": weather["id"], "content": "Sunny"},
+        {"role": "tool", "tool_call_id": clock["id"], "content": "12:00"},
+    ]
+    final = check_completion(
+        sdk.chat.completions.create(
+            model=MODELS[name],
+            messages=[*messages, out.assistant_message(), *results],
+            tools=[WEATHER, TIME],
+        ),
+        name,
+    )
     assert final.choices[0].message.content == "Sunny, and it is noon."
 
     one, two = (r.json for r in sent(fakes, name, 2))
     if name == "anthropic":
         assert [t["name"] for t in one["tools"]] == ["get_weather", "get_time"]
         assert [b["type"] for b in two["messages"][1]["content"]] == ["tool_use", "tool_use"]
-        assert two["messages"][2] == {"role": "user", "content": [
-            {"type": "tool_result", "tool_use_id": weather["id"], "content": "Sunny"},
-            {"type": "tool_result", "tool_use_id": clock["id"], "content": "12:00"}]}
+        assert two["messages"][2] == {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": weather["id"], "content": "Sunny"},
+                {"type": "tool_result", "tool_use_id": clock["id"], "content": "12:00"},
+            ],
+        }
     elif name == "google":
         parts = two["contents"][1]["parts"]
         assert parts[0]["thoughtSignature"] == signature and "thoughtSignature" not in parts[1]
         assert [p["functionCall"]["name"] for p in parts] == ["get_weather", "get_time"]
         assert two["contents"][2]["parts"] == [
             {"functionResponse": {"name": "get_weather", "response": {"result": "Sunny"}}},
-            {"functionResponse": {"name": "get_time", "response": {"result": "12:00"}}}]
+            {"functionResponse": {"name": "get_time", "response": {"result": "12:00"}}},
+        ]
     elif name == "mistral":
         ids = [c["id"] for c in two["messages"][1]["tool_calls"]]
         assert ids == [weather["id"], clock["id"]]
@@ -981,18 +1338,27 @@ def test_stream_tool_calls_round_trip(name: str, sdk: openai.OpenAI,
 def test_sdk_stream_helper(name: str, sdk: openai.OpenAI, fakes: dict[str, FakeServer]) -> None:
     """`client.chat.completions.stream()` accumulates the chunks into a final completion."""
     fakes[name].script(
-        Reply(text="Checking.", tool_calls=[{"name": "get_weather",
-                                             "arguments": {"city": "Paris"}}], usage=(25, 9)),
-        Reply(text="Plain text, streamed.", usage=(8, 4)))
+        Reply(
+            text="Checking.",
+            tool_calls=[{"name": "get_weather", "arguments": {"city": "Paris"}}],
+            usage=(25, 9),
+        ),
+        Reply(text="Plain text, streamed.", usage=(8, 4)),
+    )
     messages: list[Any] = [{"role": "user", "content": "Weather in Paris?"}]
-    with sdk.chat.completions.stream(model=MODELS[name], messages=messages, tools=[WEATHER],
-                                     stream_options={"include_usage": True}) as stream:
+    with sdk.chat.completions.stream(
+        model=MODELS[name],
+        messages=messages,
+        tools=[WEATHER],
+        stream_options={"include_usage": True},
+    ) as stream:
         final = stream.get_final_completion()
     choice = final.choices[0]
     assert choice.finish_reason == "tool_calls" and choice.message.content == "Checking."
     calls = choice.message.tool_calls or []
     assert [(c.function.name, json.loads(c.function.arguments)) for c in calls] == [
-        ("get_weather", {"city": "Paris"})]
+        ("get_weather", {"city": "Paris"})
+    ]
     assert TOOL_IDS[name].fullmatch(calls[0].id)
     check_usage(final.usage, 25, 9)
     if name == "google":  # the helper keeps the signature for the caller to echo
@@ -1009,11 +1375,18 @@ def test_sdk_stream_helper(name: str, sdk: openai.OpenAI, fakes: dict[str, FakeS
 def raw_stream(gw: Gateway, name: str, **body: Any) -> list[dict[str, Any]]:
     """The SSE frames of a streamed answer, read without the SDK: data-only events (no
     `event:` lines, which the JS SDK would surface), each one JSON object, then [DONE]."""
-    payload = {"model": MODELS[name], "messages": [{"role": "user", "content": "Hi"}],
-               "stream": True, **body}
+    payload = {
+        "model": MODELS[name],
+        "messages": [{"role": "user", "content": "Hi"}],
+        "stream": True,
+        **body,
+    }
     with httpx.Client(timeout=20) as http:
-        r = http.post(gw.base_url + "/chat/completions", json=payload,
-                      headers={"authorization": f"Bearer {GATEWAY_KEY}"})
+        r = http.post(
+            gw.base_url + "/chat/completions",
+            json=payload,
+            headers={"authorization": f"Bearer {GATEWAY_KEY}"},
+        )
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
     events = [e for e in r.text.split("\n\n") if e]
     assert all(e.startswith("data: ") and "\n" not in e for e in events), events
@@ -1023,8 +1396,11 @@ def raw_stream(gw: Gateway, name: str, **body: Any) -> list[dict[str, Any]]:
 
 @by_provider
 def test_raw_sse_frames(name: str, gw: Gateway, fakes: dict[str, FakeServer]) -> None:
-    fakes[name].script(Reply(text="Hello there", tool_calls=[
-        {"name": "get_weather", "arguments": {"city": "Paris"}}]))
+    fakes[name].script(
+        Reply(
+            text="Hello there", tool_calls=[{"name": "get_weather", "arguments": {"city": "Paris"}}]
+        )
+    )
     frames = raw_stream(gw, name, tools=[WEATHER], stream_options={"include_usage": True})
     ids = {f["id"] for f in frames}
     assert len(ids) == 1
@@ -1042,7 +1418,8 @@ def test_raw_sse_frames(name: str, gw: Gateway, fakes: dict[str, FakeServer]) ->
 
 @pytest.mark.parametrize("name", ["anthropic", "mistral"])
 def test_chunks_carry_usage_null_when_usage_was_asked_for(
-        name: str, gw: Gateway, fakes: dict[str, FakeServer]) -> None:
+    name: str, gw: Gateway, fakes: dict[str, FakeServer]
+) -> None:
     """PROVIDERS.md §1: with include_usage every chunk has "usage": null."""
     fakes[name].script(Reply(text="Hello there"))
     frames = raw_stream(gw, name, stream_options={"include_usage": True})
@@ -1055,28 +1432,34 @@ def test_chunks_carry_usage_null_when_usage_was_asked_for(
 # (provider, the fake's finish: generic or provider-native, what the caller gets)
 FINISHES: list[tuple[str, str, str]] = [
     *((name, "length", "length") for name in PROVIDERS),
-    *((name, "content_filter", "content_filter")
-      for name in ("openai", "anthropic", "google", "deepseek")),
-    ("anthropic", "stop_sequence", "stop"), ("anthropic", "pause_turn", "stop"),
+    *(
+        (name, "content_filter", "content_filter")
+        for name in ("openai", "anthropic", "google", "deepseek")
+    ),
+    ("anthropic", "stop_sequence", "stop"),
+    ("anthropic", "pause_turn", "stop"),
     ("anthropic", "model_context_window_exceeded", "length"),
-    ("google", "RECITATION", "content_filter"), ("google", "OTHER", "stop"),
+    ("google", "RECITATION", "content_filter"),
+    ("google", "OTHER", "stop"),
     ("mistral", "model_length", "length"),
 ]
 
 
-@pytest.mark.parametrize(("name", "finish", "expected"), FINISHES,
-                         ids=[f"{n}-{f}" for n, f, _ in FINISHES])
-def test_finish_reasons(name: str, finish: str, expected: str, sdk: openai.OpenAI,
-                        fakes: dict[str, FakeServer]) -> None:
-    fakes[name].script(Reply(text="Cut short", finish=finish),
-                       Reply(text="Cut short", finish=finish))
+@pytest.mark.parametrize(
+    ("name", "finish", "expected"), FINISHES, ids=[f"{n}-{f}" for n, f, _ in FINISHES]
+)
+def test_finish_reasons(
+    name: str, finish: str, expected: str, sdk: openai.OpenAI, fakes: dict[str, FakeServer]
+) -> None:
+    fakes[name].script(
+        Reply(text="Cut short", finish=finish), Reply(text="Cut short", finish=finish)
+    )
     messages: list[Any] = [{"role": "user", "content": "Write a lot."}]
-    r = check_completion(sdk.chat.completions.create(model=MODELS[name], messages=messages),
-                         name)
-    assert (r.choices[0].message.content, r.choices[0].finish_reason) == ("Cut short",
-                                                                          expected)
-    out = collect(sdk.chat.completions.create(model=MODELS[name], messages=messages,
-                                              stream=True), name)
+    r = check_completion(sdk.chat.completions.create(model=MODELS[name], messages=messages), name)
+    assert (r.choices[0].message.content, r.choices[0].finish_reason) == ("Cut short", expected)
+    out = collect(
+        sdk.chat.completions.create(model=MODELS[name], messages=messages, stream=True), name
+    )
     assert (out.text, out.finishes) == ("Cut short", [expected])
 
 
@@ -1085,12 +1468,18 @@ def test_empty_answer(name: str, sdk: openai.OpenAI, fakes: dict[str, FakeServer
     fakes[name].script(Reply(text=""), Reply(text=""))
     messages: list[Any] = [{"role": "user", "content": "Say nothing."}]
     extra_body = {"thinking": {"type": "disabled"}} if name == "deepseek" else None
-    r = check_completion(sdk.chat.completions.create(model=MODELS[name], messages=messages,
-                                                     extra_body=extra_body), name)
+    r = check_completion(
+        sdk.chat.completions.create(model=MODELS[name], messages=messages, extra_body=extra_body),
+        name,
+    )
     assert r.choices[0].message.content in ("", None)
     assert r.choices[0].finish_reason == "stop"
-    out = collect(sdk.chat.completions.create(model=MODELS[name], messages=messages,
-                                              stream=True, extra_body=extra_body), name)
+    out = collect(
+        sdk.chat.completions.create(
+            model=MODELS[name], messages=messages, stream=True, extra_body=extra_body
+        ),
+        name,
+    )
     assert (out.text, out.reasoning, out.finishes) == ("", "", ["stop"])
 
 
@@ -1105,23 +1494,32 @@ THOUGHT = "Six times seven is forty-two."
 
 @by_provider
 @pytest.mark.parametrize("stream", [False, True], ids=["once", "stream"])
-def test_reasoning_surfaces(name: str, stream: bool, sdk: openai.OpenAI,
-                            fakes: dict[str, FakeServer]) -> None:
+def test_reasoning_surfaces(
+    name: str, stream: bool, sdk: openai.OpenAI, fakes: dict[str, FakeServer]
+) -> None:
     fakes[name].script(Reply(text="42.", reasoning=THOUGHT, usage=(10, 8)))
     model = REASONING_MODELS[name]
-    kwargs: dict[str, Any] = {} if name in ("deepseek", "mistral") else {
-        "reasoning_effort": "low"}
+    kwargs: dict[str, Any] = {} if name in ("deepseek", "mistral") else {"reasoning_effort": "low"}
     messages: list[Any] = [{"role": "user", "content": "What is 6*7?"}]
     expected = "" if name == "openai" else THOUGHT
     if stream:
-        out = collect(sdk.chat.completions.create(
-            model=model, messages=messages, stream=True, stream_options={"include_usage": True},
-            **kwargs), name, model)
+        out = collect(
+            sdk.chat.completions.create(
+                model=model,
+                messages=messages,
+                stream=True,
+                stream_options={"include_usage": True},
+                **kwargs,
+            ),
+            name,
+            model,
+        )
         assert (out.text, out.reasoning, out.finishes) == ("42.", expected, ["stop"])
         usage = out.usage[0]
     else:
-        r = check_completion(sdk.chat.completions.create(model=model, messages=messages,
-                                                         **kwargs), name, model)
+        r = check_completion(
+            sdk.chat.completions.create(model=model, messages=messages, **kwargs), name, model
+        )
         assert r.choices[0].message.content == "42."
         assert (extra_of(r.choices[0].message, "reasoning_content") or "") == expected
         usage = r.usage
@@ -1134,8 +1532,10 @@ def test_reasoning_surfaces(name: str, stream: bool, sdk: openai.OpenAI,
     if name == "anthropic":
         assert body["thinking"] == {"type": "enabled", "budget_tokens": 2048}
     elif name == "google":
-        assert body["generationConfig"]["thinkingConfig"] == {"thinkingLevel": "LOW",
-                                                              "includeThoughts": True}
+        assert body["generationConfig"]["thinkingConfig"] == {
+            "thinkingLevel": "LOW",
+            "includeThoughts": True,
+        }
     elif name == "openai":
         assert body["reasoning_effort"] == "low"
     else:
@@ -1143,18 +1543,24 @@ def test_reasoning_surfaces(name: str, stream: bool, sdk: openai.OpenAI,
 
 
 @by_provider
-def test_reasoning_with_a_tool_round_trip(name: str, sdk: openai.OpenAI,
-                                          fakes: dict[str, FakeServer]) -> None:
+def test_reasoning_with_a_tool_round_trip(
+    name: str, sdk: openai.OpenAI, fakes: dict[str, FakeServer]
+) -> None:
     fakes[name].script(
-        Reply(tool_calls=[{"name": "get_weather", "arguments": {"city": "Oslo"}}],
-              reasoning="I should look up the weather."),
-        Reply(text="It is cold in Oslo.", reasoning="The tool said -3."))
+        Reply(
+            tool_calls=[{"name": "get_weather", "arguments": {"city": "Oslo"}}],
+            reasoning="I should look up the weather.",
+        ),
+        Reply(text="It is cold in Oslo.", reasoning="The tool said -3."),
+    )
     model = REASONING_MODELS[name]
-    kwargs: dict[str, Any] = {} if name in ("deepseek", "mistral") else {
-        "reasoning_effort": "low"}
+    kwargs: dict[str, Any] = {} if name in ("deepseek", "mistral") else {"reasoning_effort": "low"}
     messages: list[Any] = [{"role": "user", "content": "Weather in Oslo?"}]
-    first = check_completion(sdk.chat.completions.create(
-        model=model, messages=messages, tools=[WEATHER], **kwargs), name, model)
+    first = check_completion(
+        sdk.chat.completions.create(model=model, messages=messages, tools=[WEATHER], **kwargs),
+        name,
+        model,
+    )
     message = first.choices[0].message
     assert first.choices[0].finish_reason == "tool_calls"
     thought = extra_of(message, "reasoning_content")
@@ -1162,9 +1568,13 @@ def test_reasoning_with_a_tool_round_trip(name: str, sdk: openai.OpenAI,
     call = (message.tool_calls or [])[0]
     echoed = message.model_dump(exclude_none=True)
     result = {"role": "tool", "tool_call_id": call.id, "content": "-3C"}
-    final = check_completion(sdk.chat.completions.create(
-        model=model, messages=[*messages, echoed, result], tools=[WEATHER], **kwargs),
-        name, model)
+    final = check_completion(
+        sdk.chat.completions.create(
+            model=model, messages=[*messages, echoed, result], tools=[WEATHER], **kwargs
+        ),
+        name,
+        model,
+    )
     assert final.choices[0].message.content == "It is cold in Oslo."
     one, two = (r.json for r in sent(fakes, name, 2, model))
     if name == "anthropic":
@@ -1177,9 +1587,12 @@ def test_reasoning_with_a_tool_round_trip(name: str, sdk: openai.OpenAI,
     elif name == "google":
         assert two["generationConfig"]["thinkingConfig"]["includeThoughts"] is True
         parts = two["contents"][1]["parts"]
-        assert parts == [{"functionCall": {"name": "get_weather", "args": {"city": "Oslo"}},
-                          "thoughtSignature": extra_of(call, "extra_content")["google"][
-                              "thought_signature"]}]
+        assert parts == [
+            {
+                "functionCall": {"name": "get_weather", "args": {"city": "Oslo"}},
+                "thoughtSignature": extra_of(call, "extra_content")["google"]["thought_signature"],
+            }
+        ]
         assert extra_of(final.choices[0].message, "reasoning_content") == "The tool said -3."
     elif name == "deepseek":
         assert two["messages"][1]["reasoning_content"] == "I should look up the weather."
@@ -1206,14 +1619,15 @@ def check_error_body(exc: openai.APIStatusError, provider: str) -> dict[str, Any
 
 
 @by_provider
-def test_upstream_rate_limit_is_a_rate_limit_error(name: str, sdk: openai.OpenAI,
-                                                  fakes: dict[str, FakeServer]) -> None:
+def test_upstream_rate_limit_is_a_rate_limit_error(
+    name: str, sdk: openai.OpenAI, fakes: dict[str, FakeServer]
+) -> None:
     # Gemini carries the hint as RetryInfo.retryDelay "7s" in the body; the others as a header
     fakes[name].script(Error(429, retry_after=7))
     with pytest.raises(openai.RateLimitError) as info:
-        sdk.chat.completions.create(model=MODELS[name], messages=[{"role": "user",
-                                                                   "content": "hi"}],
-                                    **no_retry())
+        sdk.chat.completions.create(
+            model=MODELS[name], messages=[{"role": "user", "content": "hi"}], **no_retry()
+        )
     err = check_error_body(info.value, name)
     headers = info.value.response.headers
     assert info.value.status_code == 429
@@ -1226,13 +1640,14 @@ def test_upstream_rate_limit_is_a_rate_limit_error(name: str, sdk: openai.OpenAI
 
 
 @by_provider
-def test_upstream_bad_request_is_a_bad_request_error(name: str, sdk: openai.OpenAI,
-                                                    fakes: dict[str, FakeServer]) -> None:
+def test_upstream_bad_request_is_a_bad_request_error(
+    name: str, sdk: openai.OpenAI, fakes: dict[str, FakeServer]
+) -> None:
     fakes[name].script(Error(400))
     with pytest.raises(openai.BadRequestError) as info:
-        sdk.chat.completions.create(model=MODELS[name], messages=[{"role": "user",
-                                                                   "content": "hi"}],
-                                    **no_retry())
+        sdk.chat.completions.create(
+            model=MODELS[name], messages=[{"role": "user", "content": "hi"}], **no_retry()
+        )
     err = check_error_body(info.value, name)
     assert info.value.response.headers["x-should-retry"] == "false"
     assert err["type"] == "invalid_request_error"
@@ -1241,15 +1656,16 @@ def test_upstream_bad_request_is_a_bad_request_error(name: str, sdk: openai.Open
 
 
 @by_provider
-def test_rejected_pool_key_is_a_gateway_error(name: str, sdk: openai.OpenAI,
-                                             fakes: dict[str, FakeServer]) -> None:
+def test_rejected_pool_key_is_a_gateway_error(
+    name: str, sdk: openai.OpenAI, fakes: dict[str, FakeServer]
+) -> None:
     """The provider refusing the gateway's own key is not the caller's auth failure: 502."""
     # Gemini answers a bad key with 400 INVALID_ARGUMENT / API_KEY_INVALID, not 401.
     fakes[name].script(Error(400, kind="api_key_invalid") if name == "google" else Error(401))
     with pytest.raises(openai.InternalServerError) as info:
-        sdk.chat.completions.create(model=MODELS[name], messages=[{"role": "user",
-                                                                   "content": "hi"}],
-                                    **no_retry())
+        sdk.chat.completions.create(
+            model=MODELS[name], messages=[{"role": "user", "content": "hi"}], **no_retry()
+        )
     err = check_error_body(info.value, name)
     assert info.value.status_code == 502
     assert err["code"] == "upstream_auth_failed" and err["type"] == "server_error"
@@ -1258,54 +1674,70 @@ def test_rejected_pool_key_is_a_gateway_error(name: str, sdk: openai.OpenAI,
 
 @by_provider
 def test_streamed_request_refused_upstream_is_an_http_error(
-        name: str, sdk: openai.OpenAI, fakes: dict[str, FakeServer]) -> None:
+    name: str, sdk: openai.OpenAI, fakes: dict[str, FakeServer]
+) -> None:
     """An error before the first byte of a stream is a real HTTP error, never SSE."""
     fakes[name].script(Error(400))
     with pytest.raises(openai.BadRequestError) as info:
-        sdk.chat.completions.create(model=MODELS[name], stream=True,
-                                    messages=[{"role": "user", "content": "hi"}], **no_retry())
+        sdk.chat.completions.create(
+            model=MODELS[name],
+            stream=True,
+            messages=[{"role": "user", "content": "hi"}],
+            **no_retry(),
+        )
     check_error_body(info.value, name)
 
 
 @by_provider
-def test_callers_own_key_and_its_refusal(name: str, sdk: openai.OpenAI,
-                                         fakes: dict[str, FakeServer]) -> None:
+def test_callers_own_key_and_its_refusal(
+    name: str, sdk: openai.OpenAI, fakes: dict[str, FakeServer]
+) -> None:
     """BYOK: the caller's key is sent in the provider's own auth header, and a key the
     provider refuses is the caller's authentication failure (401), key not quoted back."""
     fakes[name].script(Reply(text="ok"))
     messages: list[Any] = [{"role": "user", "content": "Hi"}]
     raw = sdk.chat.completions.with_raw_response.create(
-        model=MODELS[name], messages=messages,
-        extra_body={"extra": {"byok": BYOK_GOOD[name], "retry": 0}})
+        model=MODELS[name],
+        messages=messages,
+        extra_body={"extra": {"byok": BYOK_GOOD[name], "retry": 0}},
+    )
     assert check_completion(raw.parse(), name).choices[0].message.content == "ok"
     assert raw.headers["x-orbyt-key-source"] == "byok"
     sent(fakes, name, key=BYOK_GOOD[name])
     fakes[name].reset()
     with pytest.raises(openai.AuthenticationError) as info:
-        sdk.chat.completions.create(model=MODELS[name], messages=messages,
-                                    extra_body={"extra": {"byok": BYOK_BAD[name], "retry": 2}})
+        sdk.chat.completions.create(
+            model=MODELS[name],
+            messages=messages,
+            extra_body={"extra": {"byok": BYOK_BAD[name], "retry": 2}},
+        )
     err = check_error_body(info.value, name)
     assert info.value.status_code == 401 and err["code"] in ("invalid_api_key", None)
     # OpenAI's own 401 says invalid_request_error (passed on); the others are translated
-    assert err["type"] == ("invalid_request_error" if name == "openai" else
-                           "authentication_error")
+    assert err["type"] == ("invalid_request_error" if name == "openai" else "authentication_error")
     assert info.value.response.headers["x-should-retry"] == "false"
     assert BYOK_BAD[name][-4:] not in err["message"] and "****" not in err["message"]
     assert len(fakes[name].requests) == 1  # a refused key is not retried
 
 
-OVERLOADED = {"openai": Error(503), "anthropic": Error(529), "google": Error(503),
-              "mistral": Error(503), "deepseek": Error(503)}
+OVERLOADED = {
+    "openai": Error(503),
+    "anthropic": Error(529),
+    "google": Error(503),
+    "mistral": Error(503),
+    "deepseek": Error(503),
+}
 
 
 @by_provider
-def test_upstream_overload_is_a_retryable_503(name: str, sdk: openai.OpenAI,
-                                             fakes: dict[str, FakeServer]) -> None:
+def test_upstream_overload_is_a_retryable_503(
+    name: str, sdk: openai.OpenAI, fakes: dict[str, FakeServer]
+) -> None:
     fakes[name].script(OVERLOADED[name])
     with pytest.raises(openai.InternalServerError) as info:
-        sdk.chat.completions.create(model=MODELS[name], messages=[{"role": "user",
-                                                                   "content": "hi"}],
-                                    **no_retry())
+        sdk.chat.completions.create(
+            model=MODELS[name], messages=[{"role": "user", "content": "hi"}], **no_retry()
+        )
     err = check_error_body(info.value, name)
     assert info.value.status_code == 503  # Anthropic's 529 is no HTTP status for clients
     assert info.value.response.headers["x-should-retry"] == "true"
@@ -1313,21 +1745,24 @@ def test_upstream_overload_is_a_retryable_503(name: str, sdk: openai.OpenAI,
 
 
 # Permanent quota errors: the OpenAI SDK must not retry them (x-should-retry: false).
-QUOTA = {"openai": (Error(429, kind="insufficient_quota"), 429),
-         "anthropic": (Error(429, kind="spend_limit"), 429),
-         "google": (Error(429, kind="per_day_quota"), 429),
-         "deepseek": (Error(402), 402)}
+QUOTA = {
+    "openai": (Error(429, kind="insufficient_quota"), 429),
+    "anthropic": (Error(429, kind="spend_limit"), 429),
+    "google": (Error(429, kind="per_day_quota"), 429),
+    "deepseek": (Error(402), 402),
+}
 
 
 @pytest.mark.parametrize("name", list(QUOTA))
-def test_exhausted_quota_is_not_retryable(name: str, sdk: openai.OpenAI,
-                                          fakes: dict[str, FakeServer]) -> None:
+def test_exhausted_quota_is_not_retryable(
+    name: str, sdk: openai.OpenAI, fakes: dict[str, FakeServer]
+) -> None:
     error, status = QUOTA[name]
     fakes[name].script(error)
     with pytest.raises(openai.APIStatusError) as info:
-        sdk.chat.completions.create(model=MODELS[name], messages=[{"role": "user",
-                                                                   "content": "hi"}],
-                                    **no_retry())
+        sdk.chat.completions.create(
+            model=MODELS[name], messages=[{"role": "user", "content": "hi"}], **no_retry()
+        )
     err = check_error_body(info.value, name)
     assert info.value.status_code == status
     assert isinstance(info.value, openai.RateLimitError) == (status == 429)
@@ -1339,22 +1774,29 @@ def test_exhausted_quota_is_not_retryable(name: str, sdk: openai.OpenAI,
 CONTEXT = {
     "openai": Error(400, kind="context_length_exceeded"),
     "anthropic": Error(400, kind="prompt_too_long"),
-    "google": Error(400, message="The input token count (1200000) exceeds the maximum number "
-                                 "of tokens allowed (1048576)."),
-    "mistral": Error(400, message="Prompt contains 140000 tokens and 0 draft tokens, too large "
-                                  "for model with 131072 maximum context length"),
+    "google": Error(
+        400,
+        message="The input token count (1200000) exceeds the maximum number "
+        "of tokens allowed (1048576).",
+    ),
+    "mistral": Error(
+        400,
+        message="Prompt contains 140000 tokens and 0 draft tokens, too large "
+        "for model with 131072 maximum context length",
+    ),
     "deepseek": Error(400, kind="context_length_exceeded"),
 }
 
 
 @by_provider
-def test_context_overflow_has_one_code(name: str, sdk: openai.OpenAI,
-                                       fakes: dict[str, FakeServer]) -> None:
+def test_context_overflow_has_one_code(
+    name: str, sdk: openai.OpenAI, fakes: dict[str, FakeServer]
+) -> None:
     fakes[name].script(CONTEXT[name])
     with pytest.raises(openai.BadRequestError) as info:
-        sdk.chat.completions.create(model=MODELS[name], messages=[{"role": "user",
-                                                                   "content": "hi"}],
-                                    **no_retry())
+        sdk.chat.completions.create(
+            model=MODELS[name], messages=[{"role": "user", "content": "hi"}], **no_retry()
+        )
     err = check_error_body(info.value, name)
     assert err["code"] == "context_length_exceeded"
     assert info.value.response.headers["x-should-retry"] == "false"
@@ -1362,13 +1804,18 @@ def test_context_overflow_has_one_code(name: str, sdk: openai.OpenAI,
 
 @by_provider
 def test_midstream_error_after_content_is_an_in_band_api_error(
-        name: str, sdk: openai.OpenAI, fakes: dict[str, FakeServer]) -> None:
+    name: str, sdk: openai.OpenAI, fakes: dict[str, FakeServer]
+) -> None:
     fakes[name].script(Reply(text="one two three four", midstream_error=2))
     extra_body: dict[str, Any] = {"extra": {"retry": 0}}
     if name == "deepseek":  # no reasoning deltas first: `thinking` passes through
         extra_body["thinking"] = {"type": "disabled"}
-    stream = sdk.chat.completions.create(model=MODELS[name], stream=True, extra_body=extra_body,
-                                         messages=[{"role": "user", "content": "Count."}])
+    stream = sdk.chat.completions.create(
+        model=MODELS[name],
+        stream=True,
+        extra_body=extra_body,
+        messages=[{"role": "user", "content": "Count."}],
+    )
     got = ""
     with pytest.raises(openai.APIError) as info, stream:
         for chunk in stream:
@@ -1385,21 +1832,28 @@ def test_midstream_error_after_content_is_an_in_band_api_error(
 
 @by_provider
 def test_midstream_error_before_content_is_an_http_error(
-        name: str, sdk: openai.OpenAI, fakes: dict[str, FakeServer]) -> None:
+    name: str, sdk: openai.OpenAI, fakes: dict[str, FakeServer]
+) -> None:
     fakes[name].script(Reply(text="one two", midstream_error=0))
     with pytest.raises(openai.InternalServerError) as info:
-        sdk.chat.completions.create(model=MODELS[name], stream=True, **no_retry(),
-                                    messages=[{"role": "user", "content": "Count."}])
+        sdk.chat.completions.create(
+            model=MODELS[name],
+            stream=True,
+            **no_retry(),
+            messages=[{"role": "user", "content": "Count."}],
+        )
     check_error_body(info.value, name)
     assert info.value.response.headers["x-should-retry"] == "true"
 
 
-def test_deepseek_capacity_cut_is_a_retryable_error(sdk: openai.OpenAI,
-                                                    fakes: dict[str, FakeServer]) -> None:
+def test_deepseek_capacity_cut_is_a_retryable_error(
+    sdk: openai.OpenAI, fakes: dict[str, FakeServer]
+) -> None:
     fakes["deepseek"].script(Reply(text="partial", finish="insufficient_system_resource"))
     with pytest.raises(openai.InternalServerError) as info:
-        sdk.chat.completions.create(model=MODELS["deepseek"], **no_retry(),
-                                    messages=[{"role": "user", "content": "Hi"}])
+        sdk.chat.completions.create(
+            model=MODELS["deepseek"], **no_retry(), messages=[{"role": "user", "content": "Hi"}]
+        )
     err = check_error_body(info.value, "deepseek")
     assert info.value.status_code == 503 and err["code"] == "insufficient_system_resource"
 

@@ -31,18 +31,29 @@ def test_readme_first_request_against_orbyt_dev(redis: str) -> None:
     """`orbyt dev` with redis-server, and with the in-process fakeredis fallback."""
     port = free_port()
     key = "sk-or-v1-" + "d" * 64
-    env = {**os.environ, "ORBYT_DEV_KEY": key, "PYTHONPATH": str(ROOT), "ORBYT_DEV_REDIS": redis,
-           "ORBYT_WORKER_METRICS_PORT": "0"}
+    env = {
+        **os.environ,
+        "ORBYT_DEV_KEY": key,
+        "PYTHONPATH": str(ROOT),
+        "ORBYT_DEV_REDIS": redis,
+        "ORBYT_WORKER_METRICS_PORT": "0",
+    }
     if os.environ.get("ORBYT_REDIS_SERVER"):
         env["PATH"] = os.path.dirname(os.environ["ORBYT_REDIS_SERVER"]) + os.pathsep + env["PATH"]
-    proc = subprocess.Popen([sys.executable, "-m", "orbyt", "dev", "--port", str(port)],
-                            env=env, cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orbyt", "dev", "--port", str(port)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), urllib.request.urlopen(
-                    f"http://127.0.0.1:{port}/readyz", timeout=1):
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1),
+            ):
                 break
             time.sleep(0.1)
         code = snippet().replace("http://127.0.0.1:8080/v1", f"http://127.0.0.1:{port}/v1")

@@ -7,23 +7,26 @@ import asyncio
 import pytest
 from redis.asyncio import Redis
 
-from shared.resp import PipelinedConnection, command, publish, reply_error
+from orbyt.shared.resp import PipelinedConnection, command, publish, reply_error
 from tests.gateway import RedisServer
 
 pytestmark = pytest.mark.integration
 
 
-async def test_batches_resolve_in_order_and_select_the_database(redis_server: RedisServer
-                                                               ) -> None:
+async def test_batches_resolve_in_order_and_select_the_database(redis_server: RedisServer) -> None:
     url = redis_server.new_db_url()
     conn = PipelinedConnection(url, coalesce=0.002)
     try:
-        replies = await asyncio.gather(*(
-            conn.execute(command(b"SET", b"k%d" % i, b"v%d" % i), command(b"GET", b"k%d" % i))
-            for i in range(200)))
+        replies = await asyncio.gather(
+            *(
+                conn.execute(command(b"SET", b"k%d" % i, b"v%d" % i), command(b"GET", b"k%d" % i))
+                for i in range(200)
+            )
+        )
         assert [r[1] for r in replies] == [b"v%d" % i for i in range(200)]
-        tx = await conn.execute(command(b"MULTI"), command(b"INCR", b"n"),
-                                command(b"INCR", b"n"), command(b"EXEC"))
+        tx = await conn.execute(
+            command(b"MULTI"), command(b"INCR", b"n"), command(b"INCR", b"n"), command(b"EXEC")
+        )
         assert tx[-1] == [1, 2] and reply_error(tx) is None
         bad = await conn.execute(command(b"INCR", b"k1"))
         assert reply_error(bad)
@@ -37,7 +40,8 @@ async def test_batches_resolve_in_order_and_select_the_database(redis_server: Re
 
 
 async def test_a_lost_connection_fails_pending_batches_and_reconnects(
-        redis_server: RedisServer) -> None:
+    redis_server: RedisServer,
+) -> None:
     url = redis_server.new_db_url()
     conn = PipelinedConnection(url)
     try:

@@ -48,8 +48,9 @@ def gw(redis_server: RedisServer, fakes: Fakes) -> Iterator[Gateway]:
 
 def open_stream(gw: Gateway, first: int = 5) -> tuple[Any, str]:
     """Start a stream and read `first` content tokens of it."""
-    stream = client(gw).chat.completions.create(model="openai/gpt-5-mini", messages=MSG,
-                                                stream=True)
+    stream = client(gw).chat.completions.create(
+        model="openai/gpt-5-mini", messages=MSG, stream=True
+    )
     parts: list[str] = []
     for chunk in stream:
         if chunk.choices and chunk.choices[0].delta.content:
@@ -120,19 +121,24 @@ def test_redis_restart_mid_stream(fakes: Fakes) -> None:
             # while Redis is down a request fails at once with a clear 503
             started = time.monotonic()
             with pytest.raises(openai.InternalServerError) as info:
-                client(gw, timeout=10).chat.completions.create(model="openai/gpt-5-mini",
-                                                               messages=MSG)
+                client(gw, timeout=10).chat.completions.create(
+                    model="openai/gpt-5-mini", messages=MSG
+                )
             assert info.value.status_code == 503
             assert time.monotonic() - started < 2
             # once Redis is back, new requests succeed (stream and non-stream)
             server.dir = tempfile.mkdtemp(prefix="orbyt-test-redis-")
             server.start()
             fakes.primary.default = Reply(text="back again")
-            r = client(gw, timeout=10).chat.completions.create(model="openai/gpt-5-mini",
-                                                               messages=MSG)
+            r = client(gw, timeout=10).chat.completions.create(
+                model="openai/gpt-5-mini", messages=MSG
+            )
             assert r.choices[0].message.content == "back again"
-            s = read_stream(client(gw).chat.completions.create(
-                model="openai/gpt-5-mini", messages=MSG, stream=True))
+            s = read_stream(
+                client(gw).chat.completions.create(
+                    model="openai/gpt-5-mini", messages=MSG, stream=True
+                )
+            )
             assert s.error is None and s.text == "back again"
             assert len(fakes.primary.requests) == 3
     finally:

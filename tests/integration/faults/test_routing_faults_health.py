@@ -25,24 +25,25 @@ from tests.integration.faults_support import (
 pytestmark = pytest.mark.integration
 
 
-
-
 def answered_by(gw: Gateway, model: str, fallbacks: list[str], **fields: Any) -> str:
     r = client(gw).chat.completions.with_raw_response.create(
-        model=model, messages=MSG, extra_body=extra(fallback_models=fallbacks, **fields))
+        model=model, messages=MSG, extra_body=extra(fallback_models=fallbacks, **fields)
+    )
     return r.headers["x-orbyt-model"]
 
 
 # 15 ----------------------------------------------------------------------------------
-def test_flapping_primary_opens_the_breaker_and_gets_traffic_back(gw: Gateway, fakes: Fakes
-                                                                  ) -> None:
+def test_flapping_primary_opens_the_breaker_and_gets_traffic_back(
+    gw: Gateway, fakes: Fakes
+) -> None:
     fakes.primary.default = Error(503)
     fakes.backup.default = Reply(text="backup")
     served: list[tuple[float, str]] = []
 
     def one() -> None:
-        served.append((time.monotonic(), answered_by(gw, "openai/gpt-5-mini",
-                                                     ["backup/plain"], retry=0)))
+        served.append(
+            (time.monotonic(), answered_by(gw, "openai/gpt-5-mini", ["backup/plain"], retry=0))
+        )
         time.sleep(0.4)
 
     outage_end = time.monotonic() + 3.5
@@ -77,16 +78,24 @@ def test_cheap_orders_by_blended_price_unknown_last(gw: Gateway, fakes: Fakes) -
     fakes.primary.default = fakes.backup.default = Error(503)
     with pytest.raises(openai.InternalServerError):
         answered_by(gw, *plan, provider="cheap", retry=0)
-    assert models_seen(fakes.primary, fakes.backup) == ["cheapo", "gpt-4o-mini", "pricey",
-                                                       "unpriced"]
+    assert models_seen(fakes.primary, fakes.backup) == [
+        "cheapo",
+        "gpt-4o-mini",
+        "pricey",
+        "unpriced",
+    ]
 
 
-@pytest.mark.parametrize(("strategy", "order"), [
-    ("backup", ["plain", "cheapo", "gpt-5-mini", "claude-3-haiku-20240307"]),
-    ("anthropic", ["claude-3-haiku-20240307", "gpt-5-mini", "plain", "cheapo"]),
-])
-def test_provider_name_puts_that_provider_first(gw: Gateway, fakes: Fakes, strategy: str,
-                                                order: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("strategy", "order"),
+    [
+        ("backup", ["plain", "cheapo", "gpt-5-mini", "claude-3-haiku-20240307"]),
+        ("anthropic", ["claude-3-haiku-20240307", "gpt-5-mini", "plain", "cheapo"]),
+    ],
+)
+def test_provider_name_puts_that_provider_first(
+    gw: Gateway, fakes: Fakes, strategy: str, order: list[str]
+) -> None:
     plan = ("openai/gpt-5-mini", ["backup/plain", "anthropic/claude-3-haiku", "backup/cheapo"])
     fakes.primary.default = fakes.backup.default = Error(503)
     fakes.anthropic.default = Error(529)
@@ -123,8 +132,9 @@ def test_reliable_orders_by_observed_error_rate(gw: Gateway, fakes: Fakes) -> No
     fakes.primary.script(Error(503), Error(503), Reply())
     for _ in range(3):
         with contextlib.suppress(openai.InternalServerError):
-            client(gw).chat.completions.create(model="openai/gpt-5-mini", messages=MSG,
-                                               extra_body=extra(retry=0))
+            client(gw).chat.completions.create(
+                model="openai/gpt-5-mini", messages=MSG, extra_body=extra(retry=0)
+            )
     client(gw).chat.completions.create(model="backup/plain", messages=MSG)
     time.sleep(HEALTH_PROPAGATION)
     fakes.reset()
@@ -139,11 +149,13 @@ def test_reliable_orders_by_observed_error_rate(gw: Gateway, fakes: Fakes) -> No
 
 
 @pytest.mark.parametrize("failure", [Error(429, retry_after=2), Error(429), Error(401)])
-def test_pool_key_failure_moves_to_the_next_key_at_once(gw: Gateway, fakes: Fakes,
-                                                        failure: Error) -> None:
+def test_pool_key_failure_moves_to_the_next_key_at_once(
+    gw: Gateway, fakes: Fakes, failure: Error
+) -> None:
     fakes.primary.script(failure, Reply(text="other key"), Reply(text="again"))
-    r = client(gw).chat.completions.with_raw_response.create(model="pooled/gpt-5-mini",
-                                                             messages=MSG)
+    r = client(gw).chat.completions.with_raw_response.create(
+        model="pooled/gpt-5-mini", messages=MSG
+    )
     assert r.parse().choices[0].message.content == "other key"
     assert r.headers["x-orbyt-attempts"] == "2"
     first, second = fakes.primary.requests

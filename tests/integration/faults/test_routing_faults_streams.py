@@ -24,8 +24,6 @@ from tests.integration.faults_support import (
 pytestmark = pytest.mark.integration
 
 
-
-
 def prefill_of(request: Recorded) -> str:
     """The text of the trailing assistant message of an upstream request."""
     last: Any = request.json["messages"][-1]
@@ -49,9 +47,12 @@ def assert_healthy(gw: Gateway, fakes: Fakes) -> None:
 def test_cut_stream_continues_on_a_prefill_fallback(gw: Gateway, fakes: Fakes) -> None:
     fakes.primary.script(Reply(tokens=60, cut_after=40))
     fakes.anthropic.script(Reply(text=tokens(40, 60), usage=(90, 20)))
-    got = stream_chat(gw, "openai/gpt-5-mini", stream_options={"include_usage": True},
-                      extra_body=extra(fallback_models=["backup/plain",
-                                                        "anthropic/claude-3-haiku"]))
+    got = stream_chat(
+        gw,
+        "openai/gpt-5-mini",
+        stream_options={"include_usage": True},
+        extra_body=extra(fallback_models=["backup/plain", "anthropic/claude-3-haiku"]),
+    )
     assert got.error is None
     assert got.text == tokens(0, 60)  # one seamless answer: partial + continuation
     assert got.finishes == ["stop"]
@@ -66,7 +67,8 @@ def test_cut_stream_continues_on_a_prefill_fallback(gw: Gateway, fakes: Fakes) -
 
 @pytest.mark.parametrize("fallbacks", [[], ["backup/plain"]])
 def test_cut_stream_without_prefill_fallback_ends_with_an_in_band_error(
-        gw: Gateway, fakes: Fakes, fallbacks: list[str]) -> None:
+    gw: Gateway, fakes: Fakes, fallbacks: list[str]
+) -> None:
     fakes.primary.script(Reply(tokens=60, cut_after=40))
     got = stream_chat(gw, "openai/gpt-5-mini", extra_body=extra(fallback_models=fallbacks))
     assert got.text == tokens(0, 40)  # the partial answer arrived ...
@@ -83,8 +85,7 @@ def test_stalled_stream_continues_on_a_prefill_fallback(gw: Gateway, fakes: Fake
     fakes.primary.script(Reply(tokens=60, stall_after=20, stall=30))
     fakes.backup.script(Reply(text=" and the rest."))
     started = time.monotonic()
-    got = stream_chat(gw, "openai/gpt-5-mini",
-                      extra_body=extra(fallback_models=["backup/prefill"]))
+    got = stream_chat(gw, "openai/gpt-5-mini", extra_body=extra(fallback_models=["backup/prefill"]))
     took = time.monotonic() - started
     assert got.error is None
     assert got.text == tokens(0, 20) + " and the rest."
@@ -95,8 +96,7 @@ def test_stalled_stream_continues_on_a_prefill_fallback(gw: Gateway, fakes: Fake
     assert_healthy(gw, fakes)
 
 
-def test_stalled_stream_without_prefill_fallback_errors_in_band(gw: Gateway, fakes: Fakes
-                                                                ) -> None:
+def test_stalled_stream_without_prefill_fallback_errors_in_band(gw: Gateway, fakes: Fakes) -> None:
     fakes.primary.script(Reply(tokens=60, stall_after=20, stall=30))
     started = time.monotonic()
     got = stream_chat(gw, "openai/gpt-5-mini", extra_body=extra(fallback_models=["backup/plain"]))
@@ -124,8 +124,9 @@ def test_malformed_event_is_skipped(gw: Gateway, fakes: Fakes) -> None:
 
 # 11 ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
-def test_missing_terminator_with_finish_reason_is_finalised(gw: Gateway, fakes: Fakes,
-                                                            provider: str) -> None:
+def test_missing_terminator_with_finish_reason_is_finalised(
+    gw: Gateway, fakes: Fakes, provider: str
+) -> None:
     model = {"openai": "openai/gpt-5-mini", "anthropic": "anthropic/claude-3-haiku"}[provider]
     fake = fakes.primary if provider == "openai" else fakes.anthropic
     fake.script(Reply(tokens=8, usage=(5, 8), no_terminator=True))
@@ -141,8 +142,9 @@ def test_missing_terminator_with_finish_reason_is_finalised(gw: Gateway, fakes: 
 
 
 @pytest.mark.parametrize("end", ["open", "dropped"])
-def test_missing_terminator_then_silence_or_drop_is_finalised(gw: Gateway, fakes: Fakes,
-                                                              end: str) -> None:
+def test_missing_terminator_then_silence_or_drop_is_finalised(
+    gw: Gateway, fakes: Fakes, end: str
+) -> None:
     """Finish reason and usage arrive, then neither [DONE] nor the end of the body: the
     connection stays open, or drops. The answer is complete and ends well at once (not as
     a stall error after the stall timeout, nor as a cut)."""
@@ -165,8 +167,7 @@ def test_missing_terminator_then_silence_or_drop_is_finalised(gw: Gateway, fakes
 def test_rejected_prefill_reports_the_cut_not_the_rejection(gw: Gateway, fakes: Fakes) -> None:
     fakes.primary.script(Reply(tokens=60, cut_after=40))
     fakes.backup.script(Error(400, message="This model does not support assistant prefill."))
-    got = stream_chat(gw, "openai/gpt-5-mini",
-                      extra_body=extra(fallback_models=["backup/prefill"]))
+    got = stream_chat(gw, "openai/gpt-5-mini", extra_body=extra(fallback_models=["backup/prefill"]))
     assert got.text == tokens(0, 40)
     assert isinstance(got.error, openai.APIError)
     assert "ended before the answer was complete" in got.error.message
@@ -178,8 +179,9 @@ def test_rejected_prefill_reports_the_cut_not_the_rejection(gw: Gateway, fakes: 
 
 # In-stream error events --------------------------------------------------------------------
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
-def test_in_stream_error_before_content_is_retried_invisibly(gw: Gateway, fakes: Fakes,
-                                                             provider: str) -> None:
+def test_in_stream_error_before_content_is_retried_invisibly(
+    gw: Gateway, fakes: Fakes, provider: str
+) -> None:
     model = {"openai": "openai/gpt-5-mini", "anthropic": "anthropic/claude-3-haiku"}[provider]
     fake = fakes.primary if provider == "openai" else fakes.anthropic
     fake.script(Reply(text="never shown", midstream_error=0), Reply(text="the real answer"))
@@ -193,8 +195,9 @@ def test_in_stream_error_before_content_is_retried_invisibly(gw: Gateway, fakes:
 
 def test_in_stream_error_after_content_is_an_in_band_error(gw: Gateway, fakes: Fakes) -> None:
     fakes.anthropic.script(Reply(tokens=30, midstream_error=10))
-    got = stream_chat(gw, "anthropic/claude-3-haiku",
-                      extra_body=extra(fallback_models=["backup/plain"]))
+    got = stream_chat(
+        gw, "anthropic/claude-3-haiku", extra_body=extra(fallback_models=["backup/plain"])
+    )
     assert got.text == tokens(0, 10)
     assert isinstance(got.error, openai.APIError)
     assert "Overloaded" in got.error.message
@@ -205,8 +208,9 @@ def test_in_stream_error_after_content_is_an_in_band_error(gw: Gateway, fakes: F
 # 18 (client side) --------------------------------------------------------------------------
 def test_client_disconnect_mid_stream_closes_the_upstream(gw: Gateway, fakes: Fakes) -> None:
     fakes.primary.script(Reply(tokens=400, per_token=0.05))
-    stream = client(gw).chat.completions.create(model="openai/gpt-5-mini", messages=MSG,
-                                                stream=True)
+    stream = client(gw).chat.completions.create(
+        model="openai/gpt-5-mini", messages=MSG, stream=True
+    )
     got = 0
     for chunk in stream:
         if chunk.choices and chunk.choices[0].delta.content:

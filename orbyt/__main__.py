@@ -1,3 +1,0 @@
-from orbyt.cli import main
-
-raise SystemExit(main())

@@ -1,0 +1,3 @@
+from orbyt.cli.main import main
+
+raise SystemExit(main())

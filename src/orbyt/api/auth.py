@@ -1,0 +1,111 @@
+"""Who is calling: gateway-key authentication and per-key limits, enforced across replicas.
+
+Keys come from Redis (`orbyt keys create`, the admin API) or, for simple setups, from
+`ORBYT_GATEWAY_KEYS` (unlimited, pool allowed). Only hashes are stored or compared, in
+constant time. One Lua round trip looks a Redis key up and applies its RPM and concurrency
+limits atomically, so limits hold across any number of API replicas.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from orbyt.api.keystore import PREFIX, hash_key
+from orbyt.shared.errors import AuthenticationFailed, RateLimited
+from orbyt.shared.settings import Settings
+
+# KEYS: none (names are derived from the key hash; standalone Redis / Sentinel).
+# ARGV: key hash, now_ms, request id, hold_until_ms, apply limits (1/0).
+# Returns {code, id, pool, retry_ms, slot}: code 0 ok, 1 unknown, 2 revoked, 3 rpm,
+# 4 concurrency; slot = 1 when a concurrency slot was taken (release it at the end).
+_AUTH = """
+local h = redis.call('HMGET', 'orbyt:gk:' .. ARGV[1], 'id', 'rpm', 'concurrency', 'pool', 'revoked')
+if not h[1] then return {1, '', 0, 0, 0} end
+if h[5] == '1' then return {2, h[1], 0, 0, 0} end
+local now = tonumber(ARGV[2])
+if ARGV[5] ~= '1' then return {0, h[1], h[4] == '1' and 1 or 0, 0, 0} end
+local rpm = tonumber(h[2] or '0')
+if rpm > 0 then
+  local window = math.floor(now / 60000)
+  local rk = 'orbyt:rl:' .. h[1] .. ':' .. window
+  local n = redis.call('INCR', rk)
+  if n == 1 then redis.call('PEXPIRE', rk, 120000) end
+  if n > rpm then return {3, h[1], 0, (window + 1) * 60000 - now, 0} end
+end
+local conc = tonumber(h[3] or '0')
+local slot = 0
+if conc > 0 then
+  local ck = 'orbyt:cc:' .. h[1]
+  redis.call('ZREMRANGEBYSCORE', ck, '-inf', now)
+  if redis.call('ZCARD', ck) >= conc then return {4, h[1], 0, 1000, 0} end
+  redis.call('ZADD', ck, tonumber(ARGV[4]), ARGV[3])
+  redis.call('PEXPIRE', ck, 3600000)
+  slot = 1
+end
+return {0, h[1], h[4] == '1' and 1 or 0, 0, slot}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    key_id: str
+    pool_allowed: bool
+    holds_slot: bool  # a concurrency slot to release when the request ends
+
+
+def bearer(authorization: str | None) -> str:
+    if not authorization:
+        raise AuthenticationFailed("Missing API key. Send 'Authorization: Bearer <key>'.")
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise AuthenticationFailed("Malformed Authorization header; expected 'Bearer <key>'.")
+    return token
+
+
+class Authenticator:
+    def __init__(self, settings: Settings, redis: Redis) -> None:
+        self._static = [hash_key(k.get_secret_value()) for k in settings.gateway_keys]
+        self._redis = redis
+        self._script = redis.register_script(_AUTH)
+
+    def _static_match(self, digest: str) -> bool:
+        match = False
+        for known in self._static:  # no early exit: constant time over the list
+            match |= hmac.compare_digest(digest, known)
+        return match
+
+    async def authenticate(
+        self, authorization: str | None, rid: str = "", hold_for: float = 0.0, limits: bool = True
+    ) -> Principal:
+        token = bearer(authorization)
+        digest = hash_key(token)
+        if self._static_match(digest):
+            return Principal("env_" + hashlib.sha256(digest.encode()).hexdigest()[:12], True, False)
+        if not token.startswith(PREFIX):
+            raise AuthenticationFailed("Incorrect API key provided.")
+        now = int(time.time() * 1000)
+        code, key_id, pool, retry_ms, slot = await self._script(
+            args=[digest, now, rid or "-", now + int(hold_for * 1000), 1 if limits else 0]
+        )
+        key_id = key_id.decode() if isinstance(key_id, bytes) else str(key_id)
+        if code in (1, 2):
+            raise AuthenticationFailed(
+                "Incorrect API key provided." if code == 1 else "This API key has been revoked."
+            )
+        if code in (3, 4):
+            seconds = max(1, -(-int(retry_ms) // 1000))
+            what = "requests per minute" if code == 3 else "concurrent requests"
+            raise RateLimited(
+                f"Rate limit reached for this key ({what}).", headers={"retry-after": str(seconds)}
+            )
+        return Principal(key_id, bool(pool), bool(slot))
+
+    async def release(self, principal: Principal, rid: str) -> None:
+        if principal.holds_slot:
+            await self._redis.zrem(f"orbyt:cc:{principal.key_id}", rid)

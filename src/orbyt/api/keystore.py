@@ -1,0 +1,112 @@
+"""Gateway keys in Redis (DESIGN §9): random `sk-or-v1-…` keys, shown once, stored only as
+SHA-256 hashes, with a name, optional requests-per-minute and concurrency limits and a
+pool permission. Revocation is a field on the hash, read on every request by every replica.
+
+    orbyt:gk:{sha256(key)}   hash  id, name, rpm, concurrency, pool, created, revoked
+    orbyt:gkid:{id}          string  sha256(key)   (admin look-ups by id)
+    orbyt:gkids              set of ids
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import asdict, dataclass
+
+from redis.asyncio import Redis
+
+PREFIX = "sk-or-v1-"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayKey:
+    id: str
+    name: str
+    rpm: int  # 0 = unlimited
+    concurrency: int  # 0 = unlimited
+    pool: bool  # may use the gateway's own provider keys
+    created: int
+    revoked: bool = False
+
+    def public(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _from_hash(raw: dict[bytes, bytes]) -> GatewayKey:
+    def s(name: str) -> str:
+        return raw.get(name.encode(), b"").decode()
+
+    return GatewayKey(
+        id=s("id"),
+        name=s("name"),
+        rpm=int(s("rpm") or 0),
+        concurrency=int(s("concurrency") or 0),
+        pool=s("pool") == "1",
+        created=int(s("created") or 0),
+        revoked=s("revoked") == "1",
+    )
+
+
+class KeyStore:
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    async def create(
+        self, name: str, rpm: int = 0, concurrency: int = 0, pool: bool = True
+    ) -> tuple[str, GatewayKey]:
+        """Returns (the key, shown this once, and its record)."""
+        key = PREFIX + secrets.token_hex(32)  # 256 bits
+        record = GatewayKey(
+            id="key_" + secrets.token_hex(8),
+            name=name,
+            rpm=rpm,
+            concurrency=concurrency,
+            pool=pool,
+            created=int(time.time()),
+        )
+        digest = hash_key(key)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(
+                f"orbyt:gk:{digest}",
+                mapping={
+                    "id": record.id,
+                    "name": name,
+                    "rpm": rpm,
+                    "concurrency": concurrency,
+                    "pool": "1" if pool else "0",
+                    "created": record.created,
+                    "revoked": "0",
+                },
+            )
+            pipe.set(f"orbyt:gkid:{record.id}", digest)
+            pipe.sadd("orbyt:gkids", record.id)
+            await pipe.execute()
+        return key, record
+
+    async def lookup(self, key: str) -> GatewayKey | None:
+        raw = await self._redis.hgetall(f"orbyt:gk:{hash_key(key)}")  # type: ignore[misc]
+        return _from_hash(raw) if raw else None
+
+    async def get(self, key_id: str) -> GatewayKey | None:
+        digest = await self._redis.get(f"orbyt:gkid:{key_id}")
+        if digest is None:
+            return None
+        raw = await self._redis.hgetall(f"orbyt:gk:{digest.decode()}")  # type: ignore[misc]
+        return _from_hash(raw) if raw else None
+
+    async def list(self) -> list[GatewayKey]:
+        ids = sorted(i.decode() for i in await self._redis.smembers("orbyt:gkids"))  # type: ignore[misc]
+        keys = [await self.get(i) for i in ids]
+        return [k for k in keys if k is not None]
+
+    async def revoke(self, key_id: str) -> bool:
+        digest = await self._redis.get(f"orbyt:gkid:{key_id}")
+        if digest is None:
+            return False
+        await self._redis.hset(f"orbyt:gk:{digest.decode()}", "revoked", "1")  # type: ignore[misc]
+        return True

@@ -1,0 +1,112 @@
+"""Usage records aggregated in Redis per gateway key, day and model (DESIGN §5, §9).
+
+    orbyt:usage:{key_id}:{YYYY-MM-DD}   hash  "{model}|{field}" -> counter
+fields: requests, errors, prompt_tokens, completion_tokens, cached_tokens, attempts,
+latency_ms, cost_micros (gateway-billed, USD millionths), byok_requests,
+provider_billed_cost_micros (what the caller's own provider account pays, for BYOK).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from orbyt.shared.catalog import Catalog
+
+RETENTION_SECONDS = 90 * 86400
+
+
+@dataclass(frozen=True, slots=True)
+class UsageEvent:
+    key_id: str
+    model: str  # the model that answered (or the primary, for failures)
+    provider: str
+    key_source: str  # byok | pool
+    status: int
+    attempts: int
+    latency_ms: float
+    usage: dict[str, Any] | None
+
+
+def cost_micros(catalog: Catalog, model: str, prompt: int, completion: int) -> int:
+    info = catalog.get(model)
+    if info is None or info.input_price is None or info.output_price is None:
+        return 0
+    return round(prompt * info.input_price + completion * info.output_price)  # per 1M tokens
+
+
+def counters(event: UsageEvent, catalog: Catalog) -> dict[str, int]:
+    """The counter increments for one finished request (pure)."""
+    usage = event.usage or {}
+    prompt = int(usage.get("prompt_tokens") or 0)
+    completion = int(usage.get("completion_tokens") or 0)
+    details = usage.get("prompt_tokens_details") or {}
+    cached = int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
+    out = {"requests": 1, "attempts": event.attempts, "latency_ms": round(event.latency_ms)}
+    if event.status >= 400:
+        out["errors"] = 1
+        return out
+    out.update(prompt_tokens=prompt, completion_tokens=completion, cached_tokens=cached)
+    cost = cost_micros(catalog, event.model, prompt, completion)
+    if event.key_source == "byok":
+        out["byok_requests"] = 1
+        out["provider_billed_cost_micros"] = cost
+    else:
+        out["cost_micros"] = cost
+    return out
+
+
+def day(ts: float | None = None) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(ts))
+
+
+class UsageBuffer:
+    """Aggregates usage in memory and writes it with one pipeline per interval (default
+    1 s), so accounting costs no Redis round trip per request. `flush()` on shutdown."""
+
+    def __init__(self, redis: Redis, catalog: Catalog) -> None:
+        self._redis = redis
+        self._catalog = catalog
+        self._pending: dict[tuple[str, str], int] = defaultdict(int)
+
+    def add(self, event: UsageEvent) -> None:
+        key = f"orbyt:usage:{event.key_id}:{day()}"
+        for name, value in counters(event, self._catalog).items():
+            if value:
+                self._pending[(key, f"{event.model}|{name}")] += value
+
+    async def flush(self) -> None:
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, defaultdict(int)
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for (key, field), value in pending.items():
+                    pipe.hincrby(key, field, value)
+                for key in {key for key, _ in pending}:
+                    pipe.expire(key, RETENTION_SECONDS)
+                await pipe.execute()
+        except Exception:
+            for item, value in pending.items():  # keep it for the next flush
+                self._pending[item] += value
+            raise
+
+
+async def record(redis: Redis, catalog: Catalog, event: UsageEvent) -> None:
+    """Write one event at once (tools and tests; the API uses UsageBuffer)."""
+    buffer = UsageBuffer(redis, catalog)
+    buffer.add(event)
+    await buffer.flush()
+
+
+async def read(redis: Redis, key_id: str, on: str) -> dict[str, dict[str, int]]:
+    raw = await redis.hgetall(f"orbyt:usage:{key_id}:{on}")  # type: ignore[misc]
+    out: dict[str, dict[str, int]] = defaultdict(dict)
+    for field, value in raw.items():
+        model, _, name = field.decode().rpartition("|")
+        out[model][name] = int(value)
+    return dict(out)

@@ -1,0 +1,1 @@
+"""The `orbyt` command line: `orbyt dev`, `orbyt api`, `orbyt worker`, `orbyt keys`."""

@@ -1,0 +1,99 @@
+"""The contract between API and workers: the arq job payload and the reply frames.
+
+Job (arq function `chat`, JSON-serialised, nothing secret in it):
+    {"rid", "channel", "body", "plan": [Candidate...], "strategy", "key_id", "deadline",
+     "byok", "retry", "stream", "include_usage"}
+
+Reply frames on `orbyt:reply:{rid}` (pub/sub). Wire form, cheap to parse on the API side:
+    <kind byte><seq decimal>|<meta JSON or empty>\\n<payload bytes>
+kinds: S start (meta: worker) · D delta (payload: ready-to-send SSE bytes; the first D
+carries meta: model, provider, attempts, key_source) · H heartbeat · F done (meta: model,
+provider, attempts, key_source, usage; payload: the chat.completion body for non-stream) ·
+E error (meta: status, headers; payload: OpenAI error JSON). `seq` counts 0, 1, 2, ...
+with no gaps; exactly one terminal F or E ends a reply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+import orjson
+
+START = b"S"
+DELTA = b"D"
+HEARTBEAT = b"H"
+DONE = b"F"
+ERROR = b"E"
+TERMINAL = frozenset({DONE, ERROR})
+
+JOB_FUNCTION = "chat"
+ARQ_JOB_PREFIX = "arq:job:"
+
+
+def reply_channel(rid: str) -> str:
+    return f"orbyt:reply:{rid}"
+
+
+def cancel_key(rid: str) -> str:
+    return f"orbyt:cancel:{rid}"
+
+
+def byok_key(rid: str) -> str:
+    return f"orbyt:byok:{rid}"
+
+
+CANCEL_CHANNEL = "orbyt:cancel"
+
+
+def wake_channel(queue: str) -> str:
+    return f"orbyt:wake:{queue}"
+
+
+class Candidate(TypedDict):
+    model: str  # public id provider/model
+    provider: str  # configured provider name
+    upstream: str  # upstream model id
+    key_source: str  # "byok" or "pool"
+
+
+class ChatJob(TypedDict):
+    rid: str
+    channel: str
+    body: dict[str, Any]
+    plan: list[Candidate]
+    strategy: str  # ordered | cheap | fast | reliable | a provider name (ordered by the worker)
+    key_id: str
+    deadline: float  # unix time
+    byok: bool
+    retry: int
+    stream: bool
+    include_usage: bool
+
+
+@dataclass(slots=True)
+class Frame:
+    kind: bytes
+    seq: int
+    meta: dict[str, Any] | None
+    payload: bytes
+
+
+def encode_frame(
+    kind: bytes, seq: int, meta: dict[str, Any] | None = None, payload: bytes = b""
+) -> bytes:
+    head = orjson.dumps(meta) if meta else b""
+    return b"%s%d|%s\n%s" % (kind, seq, head, payload)
+
+
+def decode_frame(data: bytes) -> Frame:
+    """Parse one frame; raises ValueError on anything malformed."""
+    bar = data.index(b"|")
+    newline = data.index(b"\n", bar)
+    kind = data[:1]
+    if kind not in (START, DELTA, HEARTBEAT, DONE, ERROR):
+        raise ValueError(f"unknown frame kind {kind!r}")
+    seq = int(data[1:bar])
+    head = data[bar + 1 : newline]
+    meta = orjson.loads(head) if head else None
+    return Frame(kind, seq, meta, data[newline + 1 :])

@@ -1,0 +1,85 @@
+"""Prometheus metrics shared by API and workers (each process exposes its own registry:
+the API on GET /metrics, a worker on its own port). Label values are drawn from closed
+sets only — catalog model ids, provider names, statuses — so no caller input, and never
+a key, can reach a label."""
+
+from __future__ import annotations
+
+import asyncio
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from orbyt.shared.catalog import Catalog
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+FAST_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5)
+
+# API
+REQUESTS = Counter(
+    "orbyt_requests_total", "Finished chat requests", ["model", "provider", "status", "key_source"]
+)
+REQUEST_SECONDS = Histogram(
+    "orbyt_request_duration_seconds", "Total request latency", ["provider"], buckets=LATENCY_BUCKETS
+)
+TTFT_SECONDS = Histogram(
+    "orbyt_ttft_seconds",
+    "Time to first content frame (streams)",
+    ["provider"],
+    buckets=LATENCY_BUCKETS,
+)
+PICKUP_SECONDS = Histogram("orbyt_pickup_seconds", "Enqueue to worker start", buckets=FAST_BUCKETS)
+ENQUEUE_SECONDS = Histogram(
+    "orbyt_enqueue_seconds", "Subscribe + enqueue, API side", buckets=FAST_BUCKETS
+)
+ACTIVE_STREAMS = Gauge("orbyt_active_streams", "Streams being relayed by this API process")
+QUEUE_DEPTH = Gauge("orbyt_queue_depth", "Jobs waiting in the chat queue")
+ATTEMPTS = Counter(
+    "orbyt_request_attempts_total", "Provider attempts of finished requests", ["provider"]
+)
+
+# worker
+WORKER_ATTEMPTS = Counter(
+    "orbyt_worker_attempts_total", "Provider attempts", ["model", "provider", "outcome"]
+)
+RETRIES = Counter("orbyt_worker_retries_total", "Retries on the same route", ["provider"])
+FALLBACKS = Counter("orbyt_worker_fallbacks_total", "Moves to a later route", ["provider"])
+BREAKER_OPEN = Gauge("orbyt_breaker_open", "1 while a route's breaker is seen open", ["route"])
+KEY_COOLDOWNS = Counter(
+    "orbyt_pool_key_cooldowns_total", "Pool keys cooled down or disabled", ["provider", "reason"]
+)
+WORKER_PICKUP = Histogram(
+    "orbyt_worker_pickup_seconds", "Enqueue to job start, worker side", buckets=FAST_BUCKETS
+)
+ACTIVE_JOBS = Gauge("orbyt_worker_active_jobs", "Jobs running in this worker")
+UPSTREAM_TTFT = Histogram(
+    "orbyt_upstream_ttft_seconds",
+    "Upstream time to first token",
+    ["provider"],
+    buckets=LATENCY_BUCKETS,
+)
+
+
+LOOP_LAG = Histogram(
+    "orbyt_event_loop_lag_seconds", "How late a 100 ms timer fires", buckets=FAST_BUCKETS
+)
+
+
+async def watch_loop_lag(interval: float = 0.1) -> None:
+    """Event-loop lag, sampled ten times a second: the first thing to read when latency
+    grows under load but CPU does not."""
+    loop = asyncio.get_running_loop()
+    while True:
+        started = loop.time()
+        await asyncio.sleep(interval)
+        LOOP_LAG.observe(max(0.0, loop.time() - started - interval))
+
+
+def model_label(catalog: Catalog, model: str) -> str:
+    """A catalog id as is; anything else collapses to '<provider>/other'."""
+    if catalog.get(model) is not None:
+        return model
+    return model.partition("/")[0][:40] + "/other"
+
+
+def provider_label(known: set[str] | frozenset[str], provider: str) -> str:
+    return provider if provider in known else "other"

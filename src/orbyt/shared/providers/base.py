@@ -1,0 +1,78 @@
+"""The provider-adapter interface: pure translations between OpenAI's wire format and a provider's.
+
+An adapter does no I/O. The worker builds an `UpstreamRequest` with `build_request`, sends
+it, and hands the answer back to `parse_response` (non-stream), to `parse_event` (one SSE
+event at a time, with the adapter's own `StreamState`) or to `map_error` (status >= 400).
+
+Adapters receive the OpenAI request body as a plain dict that the API has already
+validated (`shared.wire`), and return OpenAI-shaped dicts: the worker stamps `id`,
+`object`, `created` and `model` on them and renders bytes. A chunk dict is
+`{"choices": [{"index", "delta", "finish_reason"}], "usage"?: {...}}`; a response dict is
+`{"choices": [...], "usage": {...}}`.
+
+Fields an adapter cannot honour are rejected with `InvalidRequest(param=...)` or dropped
+(documented in its module docstring). Any other exception out of an adapter is a bug.
+
+To add a provider: one module in this package that defines a module-level `ADAPTER`
+object satisfying `Adapter`; discovery (`shared.providers.get_adapter`) finds it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from orbyt.shared.errors import UpstreamError
+from orbyt.shared.secret import Secret
+from orbyt.shared.sse import SSEEvent
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One resolved candidate of a route plan, as the worker calls it."""
+
+    provider: str  # adapter name, e.g. "anthropic" (or a configured upstream such as "myvllm")
+    model: str  # public id, "provider/model"
+    upstream_model: str  # the part after the first "/"
+    base_url: str  # from configuration only, never from a request
+    api_key: Secret | None
+    max_output_tokens: int | None = None  # catalog default for providers that require one
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+    stream: bool
+
+
+@dataclass(slots=True)
+class StreamState:
+    """Per-stream mutable state. Adapters subclass it for their own bookkeeping."""
+
+    done: bool = False  # the provider's terminator was seen ([DONE], message_stop)
+    finish_reason: str | None = None  # last finish_reason emitted
+    malformed: int = 0  # events skipped as malformed
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Adapter(Protocol):
+    name: ClassVar[str]
+    key_env: ClassVar[str]  # documentation: the settings field that holds pool keys
+    default_base_url: ClassVar[str]
+    needs_key: ClassVar[bool]
+
+    def build_request(self, body: Json, target: Target) -> UpstreamRequest: ...
+
+    def parse_response(self, raw: bytes, target: Target) -> Json: ...
+
+    def new_stream_state(self, body: Json, target: Target) -> StreamState: ...
+
+    def parse_event(self, event: SSEEvent, state: StreamState) -> list[Json]: ...
+
+    def map_error(self, status: int, headers: Mapping[str, str], raw: bytes) -> UpstreamError: ...

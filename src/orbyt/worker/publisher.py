@@ -1,0 +1,125 @@
+"""Publishing reply frames for one job, with gap-free `seq`, heartbeats and cancel detection.
+
+Frames go out on the worker's pipelined publisher connection: the frame is numbered and
+written synchronously (so order and `seq` agree without a lock), then its reply is awaited.
+A PUBLISH that reaches no subscriber means the API side is gone (client disconnected, API
+crashed or gave up on pickup): the job is cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from orbyt.shared.contract import DELTA, DONE, ERROR, HEARTBEAT, START, encode_frame
+from orbyt.shared.resp import PipelinedConnection, publish
+
+
+class ReplyGone(Exception):
+    """Nobody listens on the reply channel any more."""
+
+
+class Publisher:
+    def __init__(
+        self,
+        conn: PipelinedConnection,
+        channel: str,
+        heartbeat_interval: float,
+        task: asyncio.Task[Any] | None = None,
+    ) -> None:
+        self._conn = conn
+        self._channel = channel.encode()
+        self._seq = 0
+        self._interval = heartbeat_interval
+        self._last = 0.0
+        self._task = task or asyncio.current_task()
+        self._beat: asyncio.Task[None] | None = None
+        self.closed = False
+        self.gone = False
+
+    async def _send(
+        self, kind: bytes, meta: dict[str, Any] | None, payload: bytes, urgent: bool = True
+    ) -> None:
+        conn = await self._conn.connection()
+        if self.closed:
+            return
+        # numbering and writing happen with no await in between: frames leave in seq order
+        frame = encode_frame(kind, self._seq, meta, payload)
+        self._seq += 1
+        self._last = asyncio.get_running_loop().time()
+        (receivers,) = await publish(conn, self._channel, frame, urgent)
+        if receivers == 0:
+            self.gone = True
+            raise ReplyGone(self._channel)
+
+    async def start(self, meta: dict[str, Any]) -> None:
+        """Announce the pickup. Its reply is checked by callback, so the upstream call
+        starts without waiting for a Redis round trip (nobody listening cancels the job)."""
+        conn = self._conn.current() or await self._conn.connection()
+        frame = encode_frame(START, self._seq, meta, b"")
+        self._seq += 1
+        self._last = asyncio.get_running_loop().time()
+        publish(conn, self._channel, frame, True).add_done_callback(self._on_reply)
+        self._beat = asyncio.create_task(self._heartbeat())
+
+    async def delta(self, payload: bytes, meta: dict[str, Any] | None = None) -> None:
+        """The first delta (it carries meta) goes out at once and its reply is awaited: it
+        is the caller's first token. Later ones may wait a couple of milliseconds to share
+        a write, and their replies are checked by callback, so relaying a stream does not
+        yield to the event loop once per frame."""
+        conn = self._conn.current()
+        if meta is not None or conn is None:
+            await self._send(DELTA, meta, payload, urgent=meta is not None)
+            return
+        if self.closed:
+            return
+        frame = encode_frame(DELTA, self._seq, None, payload)
+        self._seq += 1
+        self._last = asyncio.get_running_loop().time()
+        publish(conn, self._channel, frame, False).add_done_callback(self._on_reply)
+        if self.gone:
+            raise ReplyGone(self._channel.decode())
+
+    def _on_reply(self, future: asyncio.Future[list[Any]]) -> None:
+        """A delta nobody received (caller gone) or that Redis refused ends the job."""
+        if future.cancelled():
+            return
+        error = future.exception()
+        if error is None and future.result()[0] != 0:
+            return
+        self.gone = True
+        if self._task is not None and not self._task.done() and not self.closed:
+            self._task.cancel()
+
+    async def done(self, meta: dict[str, Any], payload: bytes = b"") -> None:
+        await self._send(DONE, meta, payload)
+        await self.close()
+
+    async def error(self, meta: dict[str, Any], payload: bytes) -> None:
+        with contextlib.suppress(ReplyGone):
+            await self._send(ERROR, meta, payload)
+        await self.close()
+
+    async def close(self) -> None:
+        self.closed = True
+        if self._beat is not None and self._beat is not asyncio.current_task():
+            self._beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._beat
+        self._beat = None
+
+    async def _heartbeat(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self.closed:
+            await asyncio.sleep(self._interval)
+            if self.closed or loop.time() - self._last < self._interval * 0.9:
+                continue
+            try:
+                await self._send(HEARTBEAT, None, b"")
+            except ReplyGone:
+                if self._task is not None and not self._task.done():
+                    self._task.cancel()
+                return
+            except Exception:  # Redis trouble: the job's own publishes will surface it
+                continue
