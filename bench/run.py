@@ -47,6 +47,9 @@ REPO = BENCH.parent
 OUT_ROOT = BENCH / "out"
 PY = sys.executable
 HOST = "127.0.0.1"
+# The Orbyt source tree benchmarked: this checkout's src/, or another tree (e.g. a checkout
+# of an older commit, for before/after figures) named by ORBYT_BENCH_SRC.
+ORBYT_SRC = Path(os.environ.get("ORBYT_BENCH_SRC") or REPO / "src").resolve()
 
 # ----------------------------------------------------------------------------- Orbyt contract
 
@@ -76,7 +79,7 @@ def orbyt_env(redis_port: int, mock_url: str) -> dict[str, str]:
         "ORBYT_PROVIDERS__OPENAI__BASE_URL": mock_url,
         "ORBYT_PROVIDERS__OPENAI__KEYS": '["sk-mock"]',
         "ORBYT_SECRET_KEY": SECRET_KEY,  # production mode wants a strong shared secret
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ORBYT_SRC), os.environ.get("PYTHONPATH")])),
     }
 
 

@@ -8,4 +8,4 @@ ORBYT_REDIS_SERVER="$(scripts/ensure-redis.sh | tail -n 1)"
 export ORBYT_REDIS_SERVER
 rm -f .coverage .coverage.*
 exec .venv/bin/python -m pytest --cov --cov-report=term:skip-covered \
-  --cov-fail-under="${ORBYT_COVERAGE_FLOOR:-85}" "$@"
+  --cov-fail-under="${ORBYT_COVERAGE_FLOOR:-90}" "$@"
