@@ -40,6 +40,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Self
 
+import ablate
 import litellm_proxy
 
 BENCH = Path(__file__).resolve().parent
@@ -65,10 +66,14 @@ class OrbytLayout:
     workers: int = 1
 
 
-def orbyt_commands(api_port: int) -> tuple[list[str], list[str]]:
-    """(API command, worker command). Adjust here if Orbyt's CLI changes."""
-    api = [PY, "-m", "orbyt", "api", "--host", HOST, "--port", str(api_port)]
-    worker = [PY, "-m", "orbyt", "worker"]
+def orbyt_commands(api_port: int, variant: str = "baseline") -> tuple[list[str], list[str]]:
+    """(API command, worker command). Adjust here if Orbyt's CLI changes. An ablation
+    variant with an in-process patch runs through bench/ablate.py."""
+    launch = [PY, "-m", "orbyt"]
+    if ablate.VARIANTS[variant].patch is not None:
+        launch = [PY, str(BENCH / "ablate.py"), variant]
+    api = [*launch, "api", "--host", HOST, "--port", str(api_port)]
+    worker = [*launch, "worker"]
     return api, worker
 
 
@@ -474,7 +479,9 @@ class Bench:
         return json.loads(body) if status == 200 else {}
 
     # -- targets -------------------------------------------------------------------------
-    def start_target(self, name: str, layout: OrbytLayout = OrbytLayout()) -> Target:
+    def start_target(
+        self, name: str, layout: OrbytLayout = OrbytLayout(), variant: str = "baseline"
+    ) -> Target:
         if name == "direct":
             return Target(
                 "direct",
@@ -486,7 +493,7 @@ class Bench:
         if name == "litellm":
             return self._start_litellm()
         if name == "orbyt":
-            return self._start_orbyt(layout)
+            return self._start_orbyt(layout, variant)
         raise ValueError(f"unknown target {name}")
 
     def stop_target(self, target: Target) -> None:
@@ -523,20 +530,24 @@ class Bench:
         self._smoke(target)
         return target
 
-    def _start_orbyt(self, layout: OrbytLayout) -> Target:
+    def _start_orbyt(self, layout: OrbytLayout, variant: str = "baseline") -> Target:
         reason = orbyt_available()
         if reason:
             raise SkipTarget(reason)
         self.start_redis()
         redis_command(self.redis_port, "FLUSHALL")
-        env = {**os.environ, **orbyt_env(self.redis_port, self.mock_url)}
+        env = {
+            **os.environ,
+            **orbyt_env(self.redis_port, self.mock_url),
+            **ablate.VARIANTS[variant].env,
+        }
         ports = [free_port() for _ in range(layout.apis)]
         api_pids, worker_pids = [], []
         for i in range(layout.workers):
-            _, worker_cmd = orbyt_commands(0)
+            _, worker_cmd = orbyt_commands(0, variant)
             worker_pids.append(self.procs.start(f"orbyt-worker-{i}", worker_cmd, env=env).pid)
         for i, port in enumerate(ports):
-            api_cmd, _ = orbyt_commands(port)
+            api_cmd, _ = orbyt_commands(port, variant)
             api_pids.append(self.procs.start(f"orbyt-api-{i}", api_cmd, env=env).pid)
         for i, port in enumerate(ports):
             name = f"orbyt-api-{i}"
@@ -903,6 +914,49 @@ def run_scale(bench: Bench) -> tuple[list[dict[str, Any]], dict[str, str], str]:
     return results, {}, "\n".join(rows)
 
 
+def run_ablations(bench: Bench, args: argparse.Namespace) -> tuple[list[dict[str, Any]], str]:
+    """Orbyt once per variant of bench/ablate.py, same scenarios, same run."""
+    results: list[dict[str, Any]] = []
+    for name in args.variants:
+        print(f"\n== orbyt, ablation {name}", flush=True)
+        target = bench.start_target("orbyt", variant=name)
+        try:
+            for key in args.only:
+                r = bench.measure(target, SCENARIOS[key], f"ablate-{name}-{key}")
+                r["variant"] = name
+                results.append(r)
+                print(
+                    f"   {key}: {r['rps']:.1f} req/s, TTFT p50 {_fmt(r['ttft_ms']['p50'])} ms, "
+                    f"CPU {_fmt(sut_cpu_ms(r), 2)} ms/req, errors {r['errors']}",
+                    flush=True,
+                )
+        finally:
+            bench.stop_target(target)
+    return results, ablation_table(results)
+
+
+def ablation_table(results: list[dict[str, Any]]) -> str:
+    base = {r["scenario"]: r for r in results if r["variant"] == "baseline"}
+    rows = [
+        "## Ablations (each fast path swapped for the library path it replaced)",
+        "",
+        "| scenario | variant | replaces | req/s | vs baseline | TTFT p50 ms | TTFT p99 ms "
+        "| CPU ms/req (api / worker / redis) | CPU vs baseline | errors |",
+        "|" + "---|" * 10,
+    ]
+    for r in sorted(results, key=lambda r: (r["scenario"], r["variant"] != "baseline")):
+        b = base.get(r["scenario"])
+        cpu = r["sut_cpu_ms_per_req"]
+        by_role = " / ".join(_fmt(cpu.get(k), 2) for k in ("api", "worker", "redis"))
+        rows.append(
+            f"| {r['scenario']} | {r['variant']} | {ablate.VARIANTS[r['variant']].replaces} "
+            f"| {_fmt(r['rps'])} | {_ratio(r['rps'], b['rps'] if b else None)} "
+            f"| {_fmt(r['ttft_ms']['p50'])} | {_fmt(r['ttft_ms']['p99'])} | {by_role} "
+            f"| {_ratio(sut_cpu_ms(r), sut_cpu_ms(b) if b else None)} | {r['errors']} |"
+        )
+    return "\n".join(rows)
+
+
 def orbyt_memory_note(results: list[dict[str, Any]]) -> str:
     d = next((r for r in results if r["target"] == "orbyt" and r["scenario"] == "d"), None)
     if d is None:
@@ -936,15 +990,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "machine to fall under 0.3 busy cores (for shared, noisy machines)",
     )
     p.add_argument(
+        "--ablations",
+        nargs="?",
+        const=",".join(ablate.VARIANTS),
+        default=None,
+        metavar="VARIANTS",
+        help="Orbyt once per variant of bench/ablate.py (default: all) on --only "
+        "(default b,c,e); writes bench/results-ablations.md",
+    )
+    p.add_argument(
         "--no-install",
         action="store_true",
         help="skip LiteLLM instead of creating bench/.venv-litellm",
     )
     args = p.parse_args(argv)
+    if args.ablations is not None and args.only == ",".join(SCENARIOS):
+        args.only = "b,c,e"
+    args.variants = [v.strip() for v in (args.ablations or "").split(",") if v.strip()]
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
     args.targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     bad = [s for s in args.only if s not in SCENARIOS]
     bad += [t for t in args.targets if t not in ("direct", "orbyt", "litellm")]
+    bad += [v for v in args.variants if v not in ablate.VARIANTS]
     if bad:
         p.error(f"unknown scenario/target: {', '.join(bad)}")
     if args.scale:
@@ -981,22 +1048,27 @@ def main(argv: list[str] | None = None) -> int:
             bench.start_mock()
             if args.scale:
                 results, skipped, extra = run_scale(bench)
+            elif args.variants:
+                results, extra = run_ablations(bench, args)
+                skipped = {}
             else:
                 results, skipped = run_matrix(bench, args)
                 extra = orbyt_memory_note(results)
         except KeyboardInterrupt:
             print("\ninterrupted; stopping every process", file=sys.stderr)
             return 130
-    report = render(args, results, skipped, extra, started, run_dir, load_before)
     (run_dir / "results.json").write_text(
         json.dumps({"args": vars(args), "skipped": skipped, "results": results}, indent=2) + "\n"
     )
+    name = "results-scale.md" if args.scale else "results.md"
+    if args.variants:  # the ablation table replaces the matrix tables
+        name, results = "results-ablations.md", []
+    report = render(args, results, skipped, extra, started, run_dir, load_before)
     (run_dir / "results.md").write_text(report)
-    (BENCH / ("results-scale.md" if args.scale else "results.md")).write_text(report)
+    (BENCH / name).write_text(report)
     print("\n" + report)
     print(
-        f"wrote bench/{'results-scale.md' if args.scale else 'results.md'} and "
-        f"{run_dir.relative_to(REPO)}/ in {time.monotonic() - started:.0f} s"
+        f"wrote bench/{name} and {run_dir.relative_to(REPO)}/ in {time.monotonic() - started:.0f} s"
     )
     return 0
 

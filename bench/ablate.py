@@ -1,0 +1,75 @@
+"""Ablations: run `orbyt api|worker` with one hand-written fast path swapped back for the
+library path it replaced, so `bench/run.py --ablations` can measure what each one buys.
+
+    python bench/ablate.py VARIANT api --host 127.0.0.1 --port 8080
+    python bench/ablate.py VARIANT worker
+
+This is measurement tooling, not a way to run Orbyt: a variant either sets a documented
+setting or replaces one module attribute before the command starts, in this process only.
+A variant whose seam was renamed exits at once naming the attribute, so an ablation run can
+never silently measure the unpatched code.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    replaces: str  # the hand-written path that is switched off
+    library_path: str  # what runs instead
+    env: dict[str, str] = field(default_factory=dict)  # settings-only variants
+    patch: Callable[[], None] | None = None  # in-process variants (see below)
+
+
+def _no_fast_path() -> None:
+    """Serve every route through FastAPI's routing, dependency and middleware layers."""
+    import orbyt.api.main as main
+
+    _require(main, "create_asgi")
+    main.create_asgi = main.create_app  # type: ignore[assignment]
+
+
+def _require(module: object, name: str) -> None:
+    if not hasattr(module, name):
+        raise SystemExit(f"ablate: {module!r} has no attribute {name!r}: update bench/ablate.py")
+
+
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in [
+        Variant("baseline", "–", "–"),
+        Variant(
+            "httpx",
+            "aiohttp upstream client",
+            "httpx.AsyncClient (ORBYT_UPSTREAM_CLIENT=httpx)",
+            env={"ORBYT_UPSTREAM_CLIENT": "httpx"},
+        ),
+        Variant(
+            "no-fast-path",
+            "chat fast path (api/fastpath.py)",
+            "the same handler behind FastAPI's router and middleware stack",
+            patch=_no_fast_path,
+        ),
+    ]
+}
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 2 or argv[0] not in VARIANTS:
+        print(f"usage: ablate.py {{{','.join(VARIANTS)}}} api|worker [args]", file=sys.stderr)
+        return 2
+    variant = VARIANTS[argv[0]]
+    if variant.patch is not None:
+        variant.patch()
+    from orbyt.cli.main import main as orbyt_main
+
+    return orbyt_main(argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
