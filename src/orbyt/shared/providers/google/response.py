@@ -1,7 +1,8 @@
-"""Gemini `GenerateContentResponse` -> OpenAI response and stream-chunk dicts.
+"""Gemini `GenerateContentResponse` -> OpenAI response dicts, and the per-candidate pieces
+the stream reuses (`google.stream`).
 
-A malformed structure raises `Malformed`; callers turn it into a 502 (non-stream) or a
-skipped, counted event (stream).
+A malformed structure raises `Malformed`; `parse_response` turns it into a 502, the stream
+into a skipped, counted event.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from typing import Any
 
 import orjson
 
-from orbyt.shared.providers.base import Json, StreamState
+from orbyt.shared.errors import upstream_error
+from orbyt.shared.providers.base import Json
+from orbyt.shared.providers.google.errors import in_band_error, load_object
 
 CONTENT_FILTER_REASONS = frozenset(
     {
@@ -32,15 +35,6 @@ CONTENT_FILTER_REASONS = frozenset(
 
 class Malformed(Exception):
     """The upstream body does not have the GenerateContentResponse shape."""
-
-
-@dataclass(slots=True)
-class GoogleStreamState(StreamState):
-    candidates: int = 1  # choices asked for (n); the stream is done when all have finished
-    started: set[int] = field(default_factory=set)  # choices whose role delta went out
-    tool_counts: dict[int, int] = field(default_factory=dict)  # tool calls emitted per choice
-    finished: set[int] = field(default_factory=set)
-    usage: Json | None = None  # latest usage seen (also in extra["usage"])
 
 
 @dataclass(slots=True)
@@ -157,13 +151,13 @@ def logprobs(cand: Json) -> Json | None:
 
 
 def _logprob(token: Json) -> Json:
-    text = _text(token, "token")
+    text = text_of(token, "token")
     value = token.get("logProbability")
     number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
     return {"token": text, "logprob": number, "bytes": list(text.encode("utf-8", "replace"))}
 
 
-def _text(obj: Json, name: str) -> str:
+def text_of(obj: Json, name: str) -> str:
     value = obj.get(name)
     return value if isinstance(value, str) else ""
 
@@ -188,7 +182,7 @@ def candidates(body: Json) -> list[tuple[int, Json]]:
 
 
 def response_choices(body: Json) -> list[Json]:
-    seed = _text(body, "responseId")
+    seed = text_of(body, "responseId")
     pairs = candidates(body)
     if not pairs and blocked(body):
         message = {"role": "assistant", "content": None}
@@ -218,64 +212,18 @@ def _choice(index: int, cand: Json, seed: str) -> Json:
     }
 
 
-def chunk(index: int, delta: Json, reason: str | None = None, lp: Json | None = None) -> Json:
-    return {"choices": [{"index": index, "delta": delta, "logprobs": lp, "finish_reason": reason}]}
-
-
-def stream_items(body: Json, state: GoogleStreamState) -> list[Json]:
-    """Chunk dicts for one streamed GenerateContentResponse; raises Malformed first, if at all."""
-    seed = _text(body, "responseId")
-    parsed = [
-        (index, cand, candidate_pieces(cand, seed, index, state.tool_counts.get(index, 0)))
-        for index, cand in candidates(body)
-    ]
-    latest = usage(body.get("usageMetadata"))
-    if latest is not None:
-        state.usage = state.extra["usage"] = latest
-    items: list[Json] = []
-    if not parsed and blocked(body):
-        for index in range(state.candidates):
-            items += _finish(index, "content_filter", state)
-    for index, cand, pieces in parsed:
-        items += _candidate_items(index, cand, pieces, state)
-    if not state.done and len(state.finished) >= state.candidates:
-        state.done = True
-        if state.usage is not None:
-            items.append({"choices": [], "usage": state.usage})
-    return items
-
-
-def _candidate_items(
-    index: int, cand: Json, pieces: Pieces, state: GoogleStreamState
-) -> list[Json]:
-    items = _start(index, state)
-    delta: Json = {}
-    if pieces.reasoning:
-        delta["reasoning_content"] = pieces.reasoning
-    if pieces.text:
-        delta["content"] = pieces.text
-    if pieces.tool_calls:
-        delta["tool_calls"] = pieces.tool_calls
-        state.tool_counts[index] = state.tool_counts.get(index, 0) + len(pieces.tool_calls)
-    lp = logprobs(cand)
-    if delta or lp:
-        items.append(chunk(index, delta, None, lp))
-    raw = cand.get("finishReason")
-    if isinstance(raw, str) and raw and raw != "FINISH_REASON_UNSPECIFIED":
-        reason = finish_reason(raw, state.tool_counts.get(index, 0) > 0)
-        items += _finish(index, reason, state)
-    return items
-
-
-def _start(index: int, state: GoogleStreamState) -> list[Json]:
-    if index in state.started:
-        return []
-    state.started.add(index)
-    return [chunk(index, {"role": "assistant", "content": ""})]
-
-
-def _finish(index: int, reason: str, state: GoogleStreamState) -> list[Json]:
-    items = _start(index, state)
-    state.finished.add(index)
-    state.finish_reason = reason
-    return [*items, chunk(index, {}, reason)]
+def parse_response(raw: bytes) -> Json:
+    """A non-stream answer: choices and usage, or the error it carries."""
+    body = load_object(raw)
+    if body is not None and body.get("error"):
+        raise in_band_error(body["error"])
+    try:
+        if body is None:
+            raise Malformed("not a JSON object")
+        out: Json = {"choices": response_choices(body)}
+    except Malformed:
+        raise upstream_error(502, "google: malformed response body", type="server_error") from None
+    tokens = usage(body.get("usageMetadata"))
+    if tokens is not None:
+        out["usage"] = tokens
+    return out

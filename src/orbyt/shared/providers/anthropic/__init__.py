@@ -1,7 +1,7 @@
 """Anthropic Messages API (`POST {base}/v1/messages`), pinned to `anthropic-version: 2023-06-01`
 so sampling parameters can still be forwarded (2026-10-21 rejects them). Key: `x-api-key`.
 
-Request (OpenAI field -> Anthropic), in `_anthropic_request` and `_anthropic_messages`:
+Request (OpenAI field -> Anthropic), in `request` and `messages`:
 
     system / developer messages  -> top-level `system` (joined with blank lines, in order)
     user text / image_url parts  -> text blocks; data URL -> base64 image source,
@@ -74,6 +74,9 @@ Errors: Anthropic's message prefixed "anthropic: ", OpenAI-like type/code; 529 -
 retryable; 401/403 -> AUTH; billing errors, spend-limit `details.error_code`s and "credit
 balance is too low" -> QUOTA (insufficient_quota); "prompt is too long" and friends ->
 context_length_exceeded (CONTEXT); retry-after honoured.
+
+Modules: `request` (body and headers; `messages` translates the conversation), `response`
+(non-stream answer), `stream` (`AnthropicStreamState` and event parsing), `errors`.
 """
 
 from __future__ import annotations
@@ -81,19 +84,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
-import orjson
-
-from orbyt.shared.errors import InvalidRequest, UpstreamError
-from orbyt.shared.providers._anthropic_messages import prefill_whitespace
-from orbyt.shared.providers._anthropic_request import build_payload
-from orbyt.shared.providers._anthropic_response import map_anthropic_error, parse_message
-from orbyt.shared.providers._anthropic_stream import AnthropicStreamState, parse_anthropic_event
-from orbyt.shared.providers.base import Json, StreamState, Target, UpstreamRequest
+from orbyt.shared.errors import UpstreamError
+from orbyt.shared.providers.anthropic.errors import map_anthropic_error
+from orbyt.shared.providers.anthropic.messages import prefill_whitespace
+from orbyt.shared.providers.anthropic.request import API_VERSION, build_request, messages_url
+from orbyt.shared.providers.anthropic.response import parse_message
+from orbyt.shared.providers.anthropic.stream import AnthropicStreamState, parse_anthropic_event
+from orbyt.shared.providers.base import Adapter, Json, Target, UpstreamRequest
 from orbyt.shared.sse import SSEEvent
 
-API_VERSION = "2023-06-01"
-
-__all__ = ["ADAPTER", "API_VERSION", "AnthropicAdapter", "AnthropicStreamState"]
+__all__ = ["ADAPTER", "API_VERSION", "AnthropicAdapter", "AnthropicStreamState", "messages_url"]
 
 
 class AnthropicAdapter:
@@ -103,31 +103,7 @@ class AnthropicAdapter:
     needs_key: ClassVar[bool] = True
 
     def build_request(self, body: Json, target: Target) -> UpstreamRequest:
-        payload = {
-            "model": target.upstream_model,
-            **build_payload(body, target.max_output_tokens, target.upstream_model),
-        }
-        try:
-            raw = orjson.dumps(payload)
-        except TypeError:  # e.g. an integer beyond 64 bits somewhere in a schema
-            raise InvalidRequest(
-                "The request contains values that cannot be sent to anthropic as JSON."
-            ) from None
-        stream = payload.get("stream") is True
-        headers = {
-            "content-type": "application/json",
-            "accept": "text/event-stream" if stream else "application/json",
-            "anthropic-version": API_VERSION,
-        }
-        if target.api_key:
-            headers["x-api-key"] = target.api_key.reveal()
-        return UpstreamRequest(
-            method="POST",
-            url=messages_url(target.base_url),
-            headers=headers,
-            body=raw,
-            stream=stream,
-        )
+        return build_request(body, target)
 
     def parse_response(self, raw: bytes, target: Target) -> Json:
         return parse_message(raw)
@@ -135,18 +111,11 @@ class AnthropicAdapter:
     def new_stream_state(self, body: Json, target: Target) -> AnthropicStreamState:
         return AnthropicStreamState(prefill_ws=prefill_whitespace(body))
 
-    def parse_event(self, event: SSEEvent, state: StreamState) -> list[Json]:
-        if not isinstance(state, AnthropicStreamState):
-            raise TypeError("parse_event needs the state from new_stream_state")
+    def parse_event(self, event: SSEEvent, state: AnthropicStreamState) -> list[Json]:
         return parse_anthropic_event(event, state)
 
     def map_error(self, status: int, headers: Mapping[str, str], raw: bytes) -> UpstreamError:
         return map_anthropic_error(status, headers, raw)
 
 
-def messages_url(base_url: str) -> str:
-    base = base_url.rstrip("/")
-    return base + ("/messages" if base.endswith("/v1") else "/v1/messages")
-
-
-ADAPTER = AnthropicAdapter()
+ADAPTER: Adapter[AnthropicStreamState] = AnthropicAdapter()

@@ -10,12 +10,8 @@ from typing import Any
 import orjson
 
 from orbyt.shared.errors import upstream_error
-from orbyt.shared.providers._anthropic_response import (
-    PROVIDER,
-    error_from_object,
-    finish_reason,
-    openai_usage,
-)
+from orbyt.shared.providers.anthropic.errors import PROVIDER, error_from_object
+from orbyt.shared.providers.anthropic.response import finish_reason, openai_usage
 from orbyt.shared.providers.base import Json, StreamState
 from orbyt.shared.sse import SSEEvent
 

@@ -1,5 +1,5 @@
-"""OpenAI chat request -> Anthropic Messages request body. Pure; the mapping table is in
-`shared.providers.anthropic`, the message translation in `_anthropic_messages`."""
+"""OpenAI chat request -> Anthropic Messages request. Pure; the mapping table is in
+`shared.providers.anthropic`, the message translation in `anthropic.messages`."""
 
 from __future__ import annotations
 
@@ -7,13 +7,17 @@ import math
 import re
 from typing import Any
 
+import orjson
+
 from orbyt.shared.errors import InvalidRequest
-from orbyt.shared.providers._anthropic_messages import (
+from orbyt.shared.providers.anthropic.messages import (
     LEGACY_FUNCTIONS,
     Conversation,
     translate_messages,
 )
-from orbyt.shared.providers.base import Json
+from orbyt.shared.providers.base import Json, Target, UpstreamRequest
+
+API_VERSION = "2023-06-01"
 
 DEFAULT_MAX_TOKENS = 4096
 MIN_THINKING_BUDGET = 1024  # Anthropic's floor for thinking.budget_tokens
@@ -39,6 +43,40 @@ def default_sampling_only(model: str) -> bool:
     if match is None:
         return False
     return (int(match.group(1)), int(match.group(2) or 0)) >= (4, 7)
+
+
+def build_request(body: Json, target: Target) -> UpstreamRequest:
+    """The HTTP request for an OpenAI chat body: JSON, `x-api-key`, pinned API version."""
+    payload = {
+        "model": target.upstream_model,
+        **build_payload(body, target.max_output_tokens, target.upstream_model),
+    }
+    try:
+        raw = orjson.dumps(payload)
+    except TypeError:  # e.g. an integer beyond 64 bits somewhere in a schema
+        raise InvalidRequest(
+            "The request contains values that cannot be sent to anthropic as JSON."
+        ) from None
+    stream = payload.get("stream") is True
+    headers = {
+        "content-type": "application/json",
+        "accept": "text/event-stream" if stream else "application/json",
+        "anthropic-version": API_VERSION,
+    }
+    if target.api_key:
+        headers["x-api-key"] = target.api_key.reveal()
+    return UpstreamRequest(
+        method="POST",
+        url=messages_url(target.base_url),
+        headers=headers,
+        body=raw,
+        stream=stream,
+    )
+
+
+def messages_url(base_url: str) -> str:
+    base = base_url.rstrip("/")
+    return base + ("/messages" if base.endswith("/v1") else "/v1/messages")
 
 
 def build_payload(body: Json, default_max_tokens: int | None, model: str = "") -> Json:

@@ -1,11 +1,8 @@
-"""The built-in `mock/...` provider: keyless, offline, deterministic.
+"""The in-process upstream behind `mock://`: OpenAI-format answers made from the request.
 
-It speaks OpenAI's wire format from inside the worker (an httpx transport on the
-`mock://` scheme), so a first request works with no provider account and no network.
 The answer is `max_tokens` (default 16) tokens: the words of the last user message
-repeated, then `mock` filler. Delays come from settings (`ORBYT_MOCK__TTFT_MS`,
-`ORBYT_MOCK__TOKEN_MS`). Model `mock/error-429` and `mock/error-500` always fail with that
-status, for trying fallbacks offline.
+repeated, then `mock` filler. Model `error-<status>` answers that status. The worker's
+transport (`worker.upstream`) serves these on the `mock://` scheme, with the delays.
 """
 
 from __future__ import annotations
@@ -13,28 +10,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Any, ClassVar
+from typing import Any
 
 import orjson
 
 from orbyt.shared.providers.base import Json
-from orbyt.shared.providers.openai import OpenAIAdapter
 from orbyt.shared.sse import DONE
 
 DEFAULT_TOKENS = 16
 MAX_TOKENS = 4096  # the mock never builds an unbounded answer, whatever max_tokens says
-
-
-class MockAdapter(OpenAIAdapter):
-    """OpenAI's wire format, served in-process on the `mock://` scheme; no key."""
-
-    name: ClassVar[str] = "mock"
-    key_env: ClassVar[str] = ""
-    default_base_url: ClassVar[str] = "mock://mock"
-    needs_key: ClassVar[bool] = False
-
-
-ADAPTER = MockAdapter()
 
 
 def _last_user_text(messages: Any) -> str:

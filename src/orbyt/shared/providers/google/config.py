@@ -9,8 +9,8 @@ import re
 from typing import Any
 
 from orbyt.shared.errors import InvalidRequest
-from orbyt.shared.providers._google_contents import as_dict, as_str, invalid
 from orbyt.shared.providers.base import Json
+from orbyt.shared.providers.google.contents import as_dict, as_str, invalid
 
 MAX_STOP_SEQUENCES = 5
 
