@@ -83,11 +83,10 @@ from typing import ClassVar
 from orbyt.shared.errors import UpstreamError
 from orbyt.shared.providers.base import Adapter, Json, Target, UpstreamRequest
 from orbyt.shared.providers.google import errors, request, response, stream
-from orbyt.shared.providers.google.request import build_payload, upstream_model
 from orbyt.shared.providers.google.stream import GoogleStreamState
 from orbyt.shared.sse import SSEEvent
 
-__all__ = ["ADAPTER", "GoogleAdapter", "GoogleStreamState", "build_payload", "upstream_model"]
+__all__ = ["ADAPTER", "GoogleAdapter", "GoogleStreamState"]
 
 
 class GoogleAdapter:
