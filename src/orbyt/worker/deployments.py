@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from orbyt.shared.catalog import Catalog, ModelInfo
 from orbyt.shared.contract import Candidate
@@ -18,7 +19,7 @@ from orbyt.shared.settings import Settings
 @dataclass(frozen=True, slots=True)
 class Route:
     cand: Candidate
-    adapter: Adapter
+    adapter: Adapter[Any]  # each route's state goes back to its own adapter
     deployment: str
     base_url: str
     keys: tuple[Secret, ...]
@@ -42,7 +43,10 @@ class Route:
 
 
 def expand(
-    plan: list[Candidate], settings: Settings, catalog: Catalog, adapters: Mapping[str, Adapter]
+    plan: list[Candidate],
+    settings: Settings,
+    catalog: Catalog,
+    adapters: Mapping[str, Adapter[Any]],
 ) -> list[Route]:
     routes: list[Route] = []
     for cand in plan:

@@ -4,6 +4,11 @@ An adapter does no I/O. The worker builds an `UpstreamRequest` with `build_reque
 it, and hands the answer back to `parse_response` (non-stream), to `parse_event` (one SSE
 event at a time, with the adapter's own `StreamState`) or to `map_error` (status >= 400).
 
+`Adapter` is generic over its stream state: an `Adapter[AnthropicStreamState]` makes that
+state in `new_stream_state` and takes it back in `parse_event`, so the type checker (not a
+run-time check) pairs them. Code that holds adapters of several providers uses
+`Adapter[Any]` and passes each one's state straight back to it.
+
 Adapters receive the OpenAI request body as a plain dict that the API has already
 validated (`shared.wire`), and return OpenAI-shaped dicts: the worker stamps `id`,
 `object`, `created` and `model` on them and renders bytes. A chunk dict is
@@ -13,15 +18,18 @@ validated (`shared.wire`), and return OpenAI-shaped dicts: the worker stamps `id
 Fields an adapter cannot honour are rejected with `InvalidRequest(param=...)` or dropped
 (documented in its module docstring). Any other exception out of an adapter is a bug.
 
-To add a provider: one module in this package that defines a module-level `ADAPTER`
-object satisfying `Adapter`; discovery (`shared.providers.get_adapter`) finds it.
+To add a provider: one subpackage here whose `__init__` defines a module-level `ADAPTER`
+satisfying `Adapter[ItsStreamState]`, with the four roles in `request.py`, `response.py`,
+`stream.py` and `errors.py`; discovery (`shared.providers.get_adapter`) finds it. An
+upstream that speaks OpenAI's format subclasses `openai.dialect.OpenAIDialect` and
+overrides only the hooks where it differs (see `mistral/`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from orbyt.shared.errors import UpstreamError
 from orbyt.shared.secret import Secret
@@ -61,7 +69,12 @@ class StreamState:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class Adapter(Protocol):
+StateT = TypeVar("StateT", bound=StreamState)
+
+
+class Adapter(Protocol[StateT]):
+    """One provider's translations; `StateT` is the stream state it makes and reads."""
+
     name: ClassVar[str]
     key_env: ClassVar[str]  # documentation: the settings field that holds pool keys
     default_base_url: ClassVar[str]
@@ -71,8 +84,8 @@ class Adapter(Protocol):
 
     def parse_response(self, raw: bytes, target: Target) -> Json: ...
 
-    def new_stream_state(self, body: Json, target: Target) -> StreamState: ...
+    def new_stream_state(self, body: Json, target: Target) -> StateT: ...
 
-    def parse_event(self, event: SSEEvent, state: StreamState) -> list[Json]: ...
+    def parse_event(self, event: SSEEvent, state: StateT) -> list[Json]: ...
 
     def map_error(self, status: int, headers: Mapping[str, str], raw: bytes) -> UpstreamError: ...

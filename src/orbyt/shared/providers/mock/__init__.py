@@ -1,0 +1,35 @@
+"""The built-in `mock/...` provider: keyless, offline, deterministic.
+
+It speaks OpenAI's wire format from inside the worker (an httpx transport on the
+`mock://` scheme), so a first request works with no provider account and no network.
+The answer is `max_tokens` (default 16) tokens: the words of the last user message
+repeated, then `mock` filler. Delays come from settings (`ORBYT_MOCK__TTFT_MS`,
+`ORBYT_MOCK__TOKEN_MS`). Model `mock/error-429` and `mock/error-500` always fail with that
+status, for trying fallbacks offline.
+
+The adapter is OpenAI's (`openai.dialect`): request, response, stream and error mapping are
+all inherited, so this provider has no role modules of its own. `upstream.py` is the other
+side of the wire: the in-process server that answers `mock://` requests.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from orbyt.shared.providers.base import Adapter, StreamState
+from orbyt.shared.providers.mock.upstream import mock_completion, mock_error, mock_stream
+from orbyt.shared.providers.openai import OpenAIAdapter
+
+__all__ = ["ADAPTER", "MockAdapter", "mock_completion", "mock_error", "mock_stream"]
+
+
+class MockAdapter(OpenAIAdapter):
+    """OpenAI's wire format, served in-process on the `mock://` scheme; no key."""
+
+    name: ClassVar[str] = "mock"
+    key_env: ClassVar[str] = ""
+    default_base_url: ClassVar[str] = "mock://mock"
+    needs_key: ClassVar[bool] = False
+
+
+ADAPTER: Adapter[StreamState] = MockAdapter()
