@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 import orjson
-from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.connections import RedisSettings, create_pool
 from arq.constants import in_progress_key_prefix, job_key_prefix
 from arq.jobs import deserialize_job_raw
 from arq.utils import timestamp_ms
@@ -104,7 +104,8 @@ class OrbytWorker(Worker):
             raise RuntimeError("the worker has not started")
         return self._context
 
-    async def main(self) -> None:
+    async def prepare(self) -> None:
+        """Connect, load the claim script and build the `WorkerContext` (once)."""
         if self._pool is None:
             self._pool = await create_pool(
                 self.redis_settings,
@@ -116,7 +117,10 @@ class OrbytWorker(Worker):
         if self._context is None:
             serve_metrics(self.settings)
             self._context = WorkerContext.create(self.settings, self.pool)
-        listener = asyncio.create_task(self._listen(self.pool))
+
+    async def main(self) -> None:
+        await self.prepare()
+        listener = asyncio.create_task(self.listen())
         lag = asyncio.create_task(metrics.watch_loop_lag())
         log.info("worker ready on queue %s (max_jobs=%d)", self.queue_name, self.max_jobs)
         try:
@@ -136,12 +140,12 @@ class OrbytWorker(Worker):
             listener.cancel()
             lag.cancel()
 
-    async def _listen(self, pool: ArqRedis) -> None:
+    async def listen(self) -> None:
         """Wake-ups and cancellations, on one pub/sub connection; reconnects on failure."""
         wake = wake_channel(self.queue_name).encode()
         while True:
             try:
-                pubsub = pool.pubsub()
+                pubsub = self.pool.pubsub()
                 await pubsub.subscribe(wake, CANCEL_CHANNEL)
                 async for message in pubsub.listen():
                     if message["type"] != "message":
@@ -170,33 +174,40 @@ class OrbytWorker(Worker):
         """arq's poll, with the pick-up done by one Lua call that claims every ready job
         (in-progress marker set, job removed from the queue and its data read, atomically)
         instead of arq's six round trips per job."""
-        free = self.max_jobs - self.job_counter
-        if self.allow_pick_jobs and free > 0:
-            claimed = await self._claim(
-                keys=[self.queue_name],
-                args=[
-                    timestamp_ms(),
-                    min(free, self.queue_read_limit),
-                    int(self.in_progress_timeout_s * 1000),
-                    in_progress_key_prefix,
-                    job_key_prefix,
-                    _CANCEL_PREFIX,
-                    _BYOK_PREFIX,
-                ],
-            )
-            for i in range(0, len(claimed), 2):
-                self._start(claimed[i].decode(), claimed[i + 1])
+        for job_id, data in await self.claim():
+            self.start_job(job_id, data)
         for job_id, t in list(self.tasks.items()):
             if t.done():
                 del self.tasks[job_id]
                 t.result()  # surface errors of arq's own bookkeeping
         await self.heart_beat()
 
-    def _start(self, job_id: str, data: bytes) -> None:
+    async def claim(self) -> list[tuple[str, bytes]]:
+        """(job id, job data) of every ready job this worker has room for, now its own."""
+        free = self.max_jobs - self.job_counter
+        if not self.allow_pick_jobs or free <= 0:
+            return []
+        claimed = await self._claim(
+            keys=[self.queue_name],
+            args=[
+                timestamp_ms(),
+                min(free, self.queue_read_limit),
+                int(self.in_progress_timeout_s * 1000),
+                in_progress_key_prefix,
+                job_key_prefix,
+                _CANCEL_PREFIX,
+                _BYOK_PREFIX,
+            ],
+        )
+        return [(claimed[i].decode(), claimed[i + 1]) for i in range(0, len(claimed), 2)]
+
+    def start_job(self, job_id: str, data: bytes) -> asyncio.Task[None]:
+        """Run a claimed job in its own task (it starts at the loop's next turn)."""
         self.job_counter += 1
         task = self.loop.create_task(self._run(job_id, data))
         task.add_done_callback(lambda _: self._job_finished())
         self.tasks[job_id] = task
+        return task
 
     def _job_finished(self) -> None:
         self.job_counter -= 1

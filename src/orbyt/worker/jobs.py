@@ -62,9 +62,6 @@ class Jobs:
         if self._recent and self.cancelled(rid):
             raise JobCancelled(rid)
 
-    def running(self) -> int:
-        return len(self._running)
-
     def _forget_old(self, now: float) -> None:
         while self._recent:
             rid, at = next(iter(self._recent.items()))
