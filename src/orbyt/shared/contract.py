@@ -9,14 +9,17 @@ Reply frames on `orbyt:reply:{rid}` (pub/sub). Wire form, cheap to parse on the 
 kinds: S start (meta: worker) · D delta (payload: ready-to-send SSE bytes; the first D
 carries meta: model, provider, attempts, key_source) · H heartbeat · F done (meta: model,
 provider, attempts, key_source, usage; payload: the chat.completion body for non-stream) ·
-E error (meta: status, headers; payload: OpenAI error JSON). `seq` counts 0, 1, 2, ...
-with no gaps; exactly one terminal F or E ends a reply.
+E error (meta: status, headers, attempts; payload: OpenAI error JSON). `seq` counts 0, 1,
+2, ... with no gaps; exactly one terminal F or E ends a reply.
+
+The metas are typed (`StartMeta`, `RouteMeta`, `ErrorMeta`) where they are written; on the
+wire they are plain JSON objects and `decode_frame` returns them as plain dicts.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import orjson
 
@@ -25,7 +28,6 @@ DELTA = b"D"
 HEARTBEAT = b"H"
 DONE = b"F"
 ERROR = b"E"
-TERMINAL = frozenset({DONE, ERROR})
 
 JOB_FUNCTION = "chat"
 ARQ_JOB_PREFIX = "arq:job:"
@@ -71,6 +73,33 @@ class ChatJob(TypedDict):
     include_usage: bool
 
 
+class StartMeta(TypedDict):
+    """Meta of the S frame: which worker picked the job up."""
+
+    worker: str
+
+
+class RouteMeta(TypedDict):
+    """Meta of the first D frame and of the F frame: the route that answered."""
+
+    model: str
+    provider: str
+    attempts: int
+    key_source: str
+    usage: NotRequired[dict[str, Any]]  # F frame only, when the provider reported usage
+
+
+class ErrorMeta(TypedDict):
+    """Meta of the E frame: the HTTP status and headers of the error response."""
+
+    status: int
+    headers: dict[str, str]
+    attempts: int
+
+
+FrameMeta = StartMeta | RouteMeta | ErrorMeta
+
+
 @dataclass(slots=True)
 class Frame:
     kind: bytes
@@ -80,7 +109,7 @@ class Frame:
 
 
 def encode_frame(
-    kind: bytes, seq: int, meta: dict[str, Any] | None = None, payload: bytes = b""
+    kind: bytes, seq: int, meta: FrameMeta | None = None, payload: bytes = b""
 ) -> bytes:
     head = orjson.dumps(meta) if meta else b""
     return b"%s%d|%s\n%s" % (kind, seq, head, payload)

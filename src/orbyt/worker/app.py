@@ -1,40 +1,42 @@
 """The arq worker: settings DESIGN §6.1 depends on, wake-on-enqueue polling, started jobs
-removed from the queue, cancellation, and the `chat` job."""
+removed from the queue, jobs cancelled before pickup dropped, and the cancel listener.
+
+arq provides the worker's run loop, signal handling and health key; jobs are claimed and
+run by `OrbytWorker` itself and get a typed `WorkerContext`, never arq's `ctx` dict."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import os
-import socket
-import time
-from typing import Any, ClassVar
+from typing import Any
 
 import orjson
-from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.connections import RedisSettings, create_pool
 from arq.constants import in_progress_key_prefix, job_key_prefix
 from arq.jobs import deserialize_job_raw
 from arq.utils import timestamp_ms
 from arq.worker import Worker, func
-from prometheus_client import start_http_server
 from redis.exceptions import RedisError
 
 from orbyt.shared import metrics
-from orbyt.shared.catalog import default_catalog
-from orbyt.shared.contract import CANCEL_CHANNEL, JOB_FUNCTION, ChatJob, wake_channel
-from orbyt.shared.errors import OrbytError, ServiceUnavailable
-from orbyt.shared.logs import request_id_var
-from orbyt.shared.resp import PipelinedConnection, command, send_and_forget
-from orbyt.shared.secret import Secret
+from orbyt.shared.contract import (
+    CANCEL_CHANNEL,
+    JOB_FUNCTION,
+    ChatJob,
+    byok_key,
+    cancel_key,
+    wake_channel,
+)
+from orbyt.shared.resp import command, send_and_forget
 from orbyt.shared.settings import Settings, get_settings
-from orbyt.worker.byok import take_byok
-from orbyt.worker.engine import Deps, run_chat, send_error
-from orbyt.worker.health import Health
-from orbyt.worker.publisher import Publisher, ReplyGone
-from orbyt.worker.upstream import make_client
+from orbyt.worker.context import WorkerContext, serve_metrics
+from orbyt.worker.serve import serve
 
 log = logging.getLogger("orbyt.worker")
+
+_CANCEL_PREFIX = cancel_key("")
+_BYOK_PREFIX = byok_key("")
 
 
 def _type_name(obj: Any) -> str:
@@ -45,78 +47,17 @@ def _dumps(obj: Any) -> bytes:
     return orjson.dumps(obj, default=_type_name)
 
 
-async def chat(ctx: dict[str, Any], job: ChatJob) -> None:
-    """Serve one chat request. Never raises: every outcome is a frame to the caller."""
-    deps: Deps = ctx["deps"]
-    running: dict[str, asyncio.Task[Any]] = ctx["running"]
-    task = asyncio.current_task()
-    assert task is not None
-    running[job["rid"]] = task
-    request_id_var.set(job["rid"])
-    metrics.WORKER_PICKUP.observe(max(0.0, time.time() - ctx["enqueued_ms"] / 1000))
-    pub = Publisher(ctx["publisher"], job["channel"], deps.settings.heartbeat_interval, task)
-    byok: dict[str, Secret] = {}
-    metrics.ACTIVE_JOBS.inc()
-    try:
-        await pub.start({"worker": deps.worker_id})
-        if job["byok"]:
-            byok = await take_byok(ctx["redis"], deps.settings, job["rid"])
-        await run_chat(job, pub, deps, byok)
-    except OrbytError as exc:
-        await send_error(pub, exc, 0)
-    except (ReplyGone, asyncio.CancelledError):
-        log.debug("request %s cancelled by its caller", job["rid"])
-    except Exception:
-        log.exception("request %s failed inside the worker", job["rid"])
-        with contextlib.suppress(Exception):
-            await send_error(
-                pub, ServiceUnavailable("The gateway worker failed while serving this request."), 0
-            )
-    finally:
-        metrics.ACTIVE_JOBS.dec()
-        byok.clear()
-        running.pop(job["rid"], None)
-        await pub.close()
+async def _arq_chat(ctx: dict[str, Any], job: ChatJob) -> None:
+    """The job function as arq registers it (its name and timeout); `OrbytWorker` claims
+    and runs chat jobs itself (`OrbytWorker._run`), so arq never calls this."""
+    raise RuntimeError("chat jobs are run by OrbytWorker, not by arq's run_job")
 
 
-async def startup(ctx: dict[str, Any]) -> None:
-    settings: Settings = ctx.get("settings") or get_settings()
-    ctx["settings"] = settings
-    if settings.worker_metrics_port:
-        try:
-            start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
-        except OSError as exc:  # several workers on one host: give each its own port
-            log.warning(
-                "worker metrics port %d unavailable (%s)",
-                settings.worker_metrics_port,
-                exc.strerror,
-            )
-    worker_id = f"{socket.gethostname()}:{os.getpid()}"
-    ctx["publisher"] = PipelinedConnection(
-        settings.redis_url, coalesce=settings.publish_coalesce_ms / 1000
-    )
-    health = Health(ctx["redis"], settings.breaker_failures, settings.breaker_cooldown)
-    ctx["deps"] = Deps(
-        settings=settings,
-        catalog=default_catalog(),
-        client=make_client(settings),
-        health=health,
-        worker_id=worker_id,
-    )
-    ctx.setdefault("running", {})
-
-
-async def shutdown(ctx: dict[str, Any]) -> None:
-    deps: Deps | None = ctx.get("deps")
-    if deps is not None:
-        await deps.client.aclose()
-    if ctx.get("publisher") is not None:
-        await ctx["publisher"].close()
-
-
-# KEYS: queue. ARGV: now_ms, limit, in-progress PX ms, in-progress key prefix, job prefix.
-# Returns [job_id, job data, ...] of the jobs this worker now owns. A job whose data is
-# gone (withdrawn by the API after the pickup timeout, or expired) is dropped here.
+# KEYS: queue. ARGV: now_ms, limit, in-progress PX ms, in-progress key prefix, job prefix,
+# cancel key prefix, BYOK key prefix. Returns [job_id, job data, ...] of the jobs this worker
+# now owns. A job whose data is gone (withdrawn by the API after the pickup timeout, or
+# expired) or whose caller cancelled it before pickup (its cancel key exists) is dropped
+# here, with its data and BYOK side-car: it never starts.
 _CLAIM = """
 local ready = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0,
                          tonumber(ARGV[2]))
@@ -126,11 +67,11 @@ for i = 1, #ready do
   redis.call('ZREM', KEYS[1], id)
   if redis.call('SET', ARGV[4] .. id, '1', 'NX', 'PX', tonumber(ARGV[3])) then
     local data = redis.call('GET', ARGV[5] .. id)
-    if data then
+    if data and redis.call('EXISTS', ARGV[6] .. id) == 0 then
       out[#out + 1] = id
       out[#out + 1] = data
     else
-      redis.call('DEL', ARGV[4] .. id)
+      redis.call('DEL', ARGV[4] .. id, ARGV[5] .. id, ARGV[7] .. id)
     end
   end
 end
@@ -139,13 +80,15 @@ return out
 
 
 class OrbytWorker(Worker):
-    """arq's worker, with two changes the design needs:
+    """arq's worker, with the changes the design needs:
 
     - it wakes on a pub/sub message published with every enqueue (and still polls every
       `poll_delay` as a fallback), so pickup costs milliseconds, not arq's 0.5 s;
     - jobs are claimed by one Lua call per poll that marks them in progress and removes
       them from the queue sorted set atomically, so running jobs are never re-scanned and
-      can never be re-run, and pick-up costs one round trip, not four per job.
+      can never be re-run, and pick-up costs one round trip, not four per job;
+    - a job cancelled before pickup is dropped by that claim, and a cancel that races the
+      claim is remembered by `WorkerContext.jobs` (see `worker.jobs`).
     """
 
     def __init__(self, *args: Any, settings: Settings, **kwargs: Any) -> None:
@@ -153,8 +96,16 @@ class OrbytWorker(Worker):
         self.settings = settings
         self._wake = asyncio.Event()
         self._claim: Any = None
+        self._context: WorkerContext | None = None
 
-    async def main(self) -> None:
+    @property
+    def context(self) -> WorkerContext:
+        if self._context is None:
+            raise RuntimeError("the worker has not started")
+        return self._context
+
+    async def prepare(self) -> None:
+        """Connect, load the claim script and build the `WorkerContext` (once)."""
         if self._pool is None:
             self._pool = await create_pool(
                 self.redis_settings,
@@ -162,13 +113,14 @@ class OrbytWorker(Worker):
                 job_deserializer=self.job_deserializer,
                 default_queue_name=self.queue_name,
             )
-        self.ctx["redis"] = self.pool
-        self.ctx["settings"] = self.settings
         self._claim = self.pool.register_script(_CLAIM)
-        self.ctx["running"] = {}
-        if self.on_startup:
-            await self.on_startup(self.ctx)
-        listener = asyncio.create_task(self._listen(self.pool))
+        if self._context is None:
+            serve_metrics(self.settings)
+            self._context = WorkerContext.create(self.settings, self.pool)
+
+    async def main(self) -> None:
+        await self.prepare()
+        listener = asyncio.create_task(self.listen())
         lag = asyncio.create_task(metrics.watch_loop_lag())
         log.info("worker ready on queue %s (max_jobs=%d)", self.queue_name, self.max_jobs)
         try:
@@ -188,12 +140,12 @@ class OrbytWorker(Worker):
             listener.cancel()
             lag.cancel()
 
-    async def _listen(self, pool: ArqRedis) -> None:
+    async def listen(self) -> None:
         """Wake-ups and cancellations, on one pub/sub connection; reconnects on failure."""
         wake = wake_channel(self.queue_name).encode()
         while True:
             try:
-                pubsub = pool.pubsub()
+                pubsub = self.pool.pubsub()
                 await pubsub.subscribe(wake, CANCEL_CHANNEL)
                 async for message in pubsub.listen():
                     if message["type"] != "message":
@@ -201,7 +153,7 @@ class OrbytWorker(Worker):
                     if message["channel"] == wake:
                         self._wake.set()
                     else:
-                        self._cancel(message["data"].decode())
+                        self.context.jobs.cancel(message["data"].decode())
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -210,40 +162,52 @@ class OrbytWorker(Worker):
                 )
                 await asyncio.sleep(0.5)
 
-    def _cancel(self, rid: str) -> None:
-        task = self.ctx["running"].get(rid)
-        if task is not None and not task.done():
-            task.cancel()
+    async def close(self) -> None:
+        try:
+            await super().close()
+        finally:
+            if self._context is not None:
+                await self._context.close()
+                self._context = None
 
     async def _poll_iteration(self) -> None:
         """arq's poll, with the pick-up done by one Lua call that claims every ready job
         (in-progress marker set, job removed from the queue and its data read, atomically)
         instead of arq's six round trips per job."""
-        free = self.max_jobs - self.job_counter
-        if self.allow_pick_jobs and free > 0:
-            claimed = await self._claim(
-                keys=[self.queue_name],
-                args=[
-                    timestamp_ms(),
-                    min(free, self.queue_read_limit),
-                    int(self.in_progress_timeout_s * 1000),
-                    in_progress_key_prefix,
-                    job_key_prefix,
-                ],
-            )
-            for i in range(0, len(claimed), 2):
-                self._start(claimed[i].decode(), claimed[i + 1])
+        for job_id, data in await self.claim():
+            self.start_job(job_id, data)
         for job_id, t in list(self.tasks.items()):
             if t.done():
                 del self.tasks[job_id]
                 t.result()  # surface errors of arq's own bookkeeping
         await self.heart_beat()
 
-    def _start(self, job_id: str, data: bytes) -> None:
+    async def claim(self) -> list[tuple[str, bytes]]:
+        """(job id, job data) of every ready job this worker has room for, now its own."""
+        free = self.max_jobs - self.job_counter
+        if not self.allow_pick_jobs or free <= 0:
+            return []
+        claimed = await self._claim(
+            keys=[self.queue_name],
+            args=[
+                timestamp_ms(),
+                min(free, self.queue_read_limit),
+                int(self.in_progress_timeout_s * 1000),
+                in_progress_key_prefix,
+                job_key_prefix,
+                _CANCEL_PREFIX,
+                _BYOK_PREFIX,
+            ],
+        )
+        return [(claimed[i].decode(), claimed[i + 1]) for i in range(0, len(claimed), 2)]
+
+    def start_job(self, job_id: str, data: bytes) -> asyncio.Task[None]:
+        """Run a claimed job in its own task (it starts at the loop's next turn)."""
         self.job_counter += 1
         task = self.loop.create_task(self._run(job_id, data))
         task.add_done_callback(lambda _: self._job_finished())
         self.tasks[job_id] = task
+        return task
 
     def _job_finished(self) -> None:
         self.job_counter -= 1
@@ -252,23 +216,23 @@ class OrbytWorker(Worker):
         """Run a claimed job. arq's run_job would add two pipelines, a retry counter (a
         claimed job can never run twice) and an INFO line with the job's arguments."""
         try:
-            function, args, kwargs, _, enqueued_ms = deserialize_job_raw(
+            function, args, _, _, enqueued_ms = deserialize_job_raw(
                 data, deserializer=self.job_deserializer
             )
             if function != JOB_FUNCTION:
                 raise ValueError(f"unknown job function {function!r}")
-            ctx = {**self.ctx, "job_id": job_id, "enqueued_ms": enqueued_ms}
+            (job,) = args
             async with asyncio.timeout(
                 self.functions[JOB_FUNCTION].timeout_s or self.job_timeout_s
             ):
-                await chat(ctx, *args, **kwargs)
+                await serve(self.context, job, enqueued_ms)
             self.jobs_complete += 1
-        except Exception as exc:  # chat() never raises; a malformed job lands here
+        except Exception as exc:  # serve() never raises; a malformed job lands here
             self.jobs_failed += 1
             log.error("job %s could not run: %s", job_id, type(exc).__name__)
         finally:
             with contextlib.suppress(Exception):  # fire-and-forget cleanup on the fast conn
-                conn = await self.ctx["publisher"].connection()
+                conn = await self.context.publisher.connection()
                 send_and_forget(
                     conn,
                     command(
@@ -286,13 +250,11 @@ def build_worker(
     logging.getLogger("arq").setLevel(logging.WARNING)
     return OrbytWorker(
         functions=[
-            func(chat, name=JOB_FUNCTION, max_tries=1, timeout=settings.default_timeout * 30)
+            func(_arq_chat, name=JOB_FUNCTION, max_tries=1, timeout=settings.default_timeout * 30)
         ],
         settings=settings,
         queue_name=settings.chat_queue,
         redis_settings=RedisSettings.from_dsn(settings.redis_url),
-        on_startup=startup,
-        on_shutdown=shutdown,
         burst=burst,
         max_jobs=settings.worker_max_jobs,
         keep_result=0,
@@ -304,20 +266,3 @@ def build_worker(
         job_deserializer=orjson.loads,
         job_completion_wait=drain_seconds,
     )
-
-
-class WorkerSettings:
-    """For `arq worker.app.WorkerSettings` users; `orbyt worker` (OrbytWorker) is preferred:
-    plain arq lacks the wake-up and the queue removal above."""
-
-    functions: ClassVar[list[Any]] = [func(chat, name=JOB_FUNCTION, max_tries=1)]
-    queue_name = "orbyt:chat"
-    on_startup = startup
-    on_shutdown = shutdown
-    keep_result = 0
-    max_tries = 1
-    log_results = False
-    max_jobs = 2000
-    poll_delay = 0.05
-    job_serializer = _dumps
-    job_deserializer = orjson.loads

@@ -1,385 +1,281 @@
 """The routing engine (DESIGN §4): walks a job's routes with retries, fallback, circuit
 breakers and pool-key rotation, and continues a cut stream on a prefill-capable route.
-Decisions are pure functions in `worker.policy`; this module is the I/O loop around them."""
+Decisions are pure functions in `worker.policy`; this module is the I/O loop around them.
+
+`Walk` holds what the walk itself learns (the errors so far, the context-length floor);
+what the caller has been sent belongs to the job's `Reply`.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import enum
 import logging
-import random
 import time
-from dataclasses import dataclass, field
+from collections.abc import Coroutine, Mapping
 from typing import Any
 
-import orjson
-
 from orbyt.shared import metrics
-from orbyt.shared.catalog import Catalog
 from orbyt.shared.contract import ChatJob
-from orbyt.shared.errors import Disposition, OrbytError, UpstreamError
-from orbyt.shared.providers import Target, UpstreamRequest, adapters
+from orbyt.shared.errors import Disposition, UpstreamError
+from orbyt.shared.providers import adapters
 from orbyt.shared.secret import Secret
-from orbyt.shared.settings import Settings
-from orbyt.worker.attempts import Run, once_attempt, stream_attempt
+from orbyt.worker.attempts import Attempt, StreamAttempt, build_request, target_for
 from orbyt.worker.byok import scrub_error
+from orbyt.worker.context import WorkerContext
 from orbyt.worker.deployments import Route, expand, order_routes
-from orbyt.worker.health import Health
+from orbyt.worker.health import BreakerView
+from orbyt.worker.keys import NoKey, choose_key, key_failed, pool_view
 from orbyt.worker.policy import (
+    BreakerState,
     RetryPolicy,
     Step,
+    Verdict,
     context_allows,
     final_error,
     next_action,
-    pick_key,
     skip_route,
     stops_walk,
+    verdict,
 )
-from orbyt.worker.publisher import Publisher
-from orbyt.worker.upstream import Upstream
+from orbyt.worker.reply import Reply
 
 log = logging.getLogger("orbyt.worker.engine")
 
 
-@dataclass
-class Deps:
-    settings: Settings
-    catalog: Catalog
-    client: Upstream
-    health: Health
-    worker_id: str
-    rand: random.Random = field(default_factory=random.Random)
-    background: set[asyncio.Task[Any]] = field(default_factory=set)
+class Outcome(enum.Enum):
+    """How the attempts on one route ended."""
 
-    def spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self.background.add(task)
-        task.add_done_callback(self.background.discard)
+    DONE = "done"  # the route answered
+    CUT = "cut"  # it failed after content reached the caller
+    NEXT = "next"  # try the next route
+    STOP = "stop"  # no more attempts on this route; the walk may end (see `Walk._ends`)
 
 
-class NoKey(Exception):
-    """Every pool key of a route is cooling down or disabled."""
+async def run_chat(
+    ctx: WorkerContext, job: ChatJob, reply: Reply, byok: Mapping[str, Secret]
+) -> None:
+    """Serve `job` over its routes; every outcome ends in a frame through `reply`."""
+    await Walk(ctx, job, reply, byok).run()
 
 
-async def send_error(pub: Publisher, err: OrbytError, attempts: int) -> None:
-    await pub.error(
-        {"status": err.status, "headers": err.response_headers(), "attempts": attempts},
-        orjson.dumps(err.body()),
-    )
+class Walk:
+    def __init__(
+        self, ctx: WorkerContext, job: ChatJob, reply: Reply, byok: Mapping[str, Secret]
+    ) -> None:
+        self.ctx = ctx
+        self.job = job
+        self.reply = reply
+        self.byok = byok
+        s = ctx.settings
+        self.policy = RetryPolicy(job["retry"], s.backoff_base, s.backoff_cap, s.retry_after_cap)
+        self.errors: list[tuple[int, UpstreamError]] = []  # (route index, error)
+        self.context_floor: int | None = None  # after a context-length failure
 
+    async def run(self) -> None:
+        routes = await self._routes()
+        health = self.ctx.health
+        breakers = await health.breakers([r.id for r in routes]) if len(routes) > 1 else {}
+        for index, route in enumerate(routes):
+            last = index == len(routes) - 1
+            if not context_allows(route.info, self.context_floor):
+                continue
+            retries = await self._admit(route, breakers, last)
+            if retries is None:
+                continue
+            outcome = await self._walk_route(route, index, retries, last)
+            if outcome is Outcome.DONE:
+                return
+            if outcome is Outcome.CUT:
+                return await self._continue_or_fail(routes, index)
+            if self._ends(route, index, outcome):
+                break
+        if not self.errors:
+            self.errors.append((0, _no_route()))
+        await self.reply.fail(final_error(self.errors))
 
-async def run_chat(job: ChatJob, pub: Publisher, deps: Deps, byok: dict[str, Secret]) -> None:
-    settings = deps.settings
-    run = Run(
-        job, pub, deps.client, f"chatcmpl-{job['rid']}", int(time.time()), settings.stall_timeout
-    )
-    routes = expand(job["plan"], settings, deps.catalog, adapters())
-    routes = await _ordered(routes, job["strategy"], deps)
-    breakers = await deps.health.breakers([r.id for r in routes]) if len(routes) > 1 else {}
-    policy = RetryPolicy(
-        job["retry"], settings.backoff_base, settings.backoff_cap, settings.retry_after_cap
-    )
-    errors: list[tuple[int, UpstreamError]] = []
-    context_floor: int | None = None
-    for index, route in enumerate(routes):
-        last = index == len(routes) - 1
-        if not context_allows(route.info, context_floor):
-            continue
-        probe = False
-        if not route.byok and route.id in breakers:
-            state = breakers[route.id].state(_now_ms())
-            metrics.BREAKER_OPEN.labels(route.id).set(0 if state == "closed" else 1)
-            if skip_route(state, last):
-                if state == "open" or not await deps.health.claim_probe(route.id, _now_ms()):
-                    continue
-                probe = True
-        outcome = await _walk_route(
-            run,
-            route,
-            index,
-            deps,
-            policy,
-            byok,
-            errors,
-            retries=0 if probe else job["retry"],
-            last=last,
-        )
-        if outcome == "done":
-            return
-        if outcome == "cut":
-            return await _continue_or_fail(run, routes, index, deps, byok, errors)
-        if errors and errors[-1][1].disposition is Disposition.CONTEXT:
-            context_floor = route.info.context_window if route.info else context_floor
-        if outcome == "stop" and (
-            errors[-1][1].disposition is not Disposition.FINAL
-            or stops_walk(errors[-1][1], errors[0][0] == index)
-        ):
-            break
-    if not errors:
-        errors.append(
-            (
-                0,
-                UpstreamError(
-                    "No route could serve this request.",
-                    status=503,
-                    disposition=Disposition.FAILOVER,
-                    code="no_route",
-                ),
+    async def _routes(self) -> list[Route]:
+        ctx, strategy = self.ctx, self.job["strategy"]
+        routes = expand(self.job["plan"], ctx.settings, ctx.catalog, adapters())
+        observed: dict[str, float] = {}
+        if strategy in ("fast", "reliable") and len(routes) > 1:
+            observed = await ctx.health.stats(
+                [r.id for r in routes], "ttft" if strategy == "fast" else "err"
             )
+        return order_routes(routes, strategy, observed)
+
+    async def _admit(
+        self, route: Route, breakers: dict[str, BreakerView], last: bool
+    ) -> int | None:
+        """The retries `route` gets (0 for a half-open probe), or None if its breaker keeps
+        it out of this request."""
+        view = None if route.byok else breakers.get(route.id)
+        if view is None:
+            return self.job["retry"]
+        state = view.state(_now_ms())
+        metrics.BREAKER_OPEN.labels(route.id).set(0 if state == BreakerState.CLOSED else 1)
+        if not skip_route(state, last):
+            return self.job["retry"]
+        if state == BreakerState.OPEN or not await self.ctx.health.claim_probe(route.id, _now_ms()):
+            return None
+        return 0
+
+    def _ends(self, route: Route, index: int, outcome: Outcome) -> bool:
+        """After a route failed: note a context-length floor; True if the walk ends."""
+        if self.errors and self.errors[-1][1].disposition is Disposition.CONTEXT:
+            self.context_floor = route.info.context_window if route.info else self.context_floor
+        if outcome is not Outcome.STOP:
+            return False
+        err = self.errors[-1][1]
+        return err.disposition is not Disposition.FINAL or stops_walk(
+            err, self.errors[0][0] == index
         )
-    await send_error(pub, final_error(errors), run.attempts)
 
+    async def _walk_route(self, route: Route, index: int, retries: int, last: bool) -> Outcome:
+        """Attempts on one route, with retries and pool-key rotation."""
+        tries = 0
+        policy = dataclasses.replace(self.policy, retries=retries)
+        health = self.ctx.health
+        while True:
+            key: Secret | None = None
+            remaining = self.job["deadline"] - time.time()
+            if remaining <= 0:
+                self.errors.append((index, _deadline_passed()))
+                return Outcome.STOP
+            try:
+                key = await choose_key(route, self.byok, health)
+                await self._attempt(route, key, self.job["body"], self._limit(remaining, last))
+                self._record(route, Verdict.OK, self.reply.ttft_ms)
+                return Outcome.DONE
+            except NoKey:
+                self.errors.append((index, _pool_exhausted(route)))
+                return Outcome.NEXT
+            except UpstreamError as exc:
+                err = exc
+            self.errors.append((index, err if route.byok else pool_view(err)))
+            if not err.before_content:
+                return Outcome.CUT
+            if not route.byok and await key_failed(route, key, err, health):
+                continue  # another pool key of this route, at once
+            self._record(route, verdict(err), None)
+            remaining = self.job["deadline"] - time.time()  # the attempt itself took time
+            action = next_action(err, tries, remaining, policy, self.ctx.rand.random)
+            if action.step is not Step.RETRY:
+                if action.step is Step.NEXT:
+                    metrics.FALLBACKS.labels(route.cand["provider"]).inc()
+                return Outcome.NEXT if action.step is Step.NEXT else Outcome.STOP
+            metrics.RETRIES.labels(route.cand["provider"]).inc()
+            tries += 1
+            await asyncio.sleep(action.delay)
 
-async def _ordered(routes: list[Route], strategy: str, deps: Deps) -> list[Route]:
-    observed: dict[str, float] = {}
-    if strategy in ("fast", "reliable") and len(routes) > 1:
-        observed = await deps.health.stats(
-            [r.id for r in routes], "ttft" if strategy == "fast" else "err"
-        )
-    return order_routes(routes, strategy, observed)
+    def _limit(self, remaining: float, last: bool) -> float:
+        """The first-token limit (stream) or the whole-answer limit (non-stream)."""
+        if last:
+            return remaining
+        s = self.ctx.settings
+        return min(s.ttft_timeout if self.job["stream"] else s.nonstream_timeout, remaining)
 
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-async def _walk_route(
-    run: Run,
-    route: Route,
-    index: int,
-    deps: Deps,
-    policy: RetryPolicy,
-    byok: dict[str, Secret],
-    errors: list[tuple[int, UpstreamError]],
-    retries: int,
-    last: bool,
-) -> str:
-    """Attempts on one route: 'done', 'cut' (failed after content), 'next' or 'stop'."""
-    tries = 0
-    policy = RetryPolicy(retries, policy.base, policy.cap, policy.retry_after_cap)
-    while True:
-        key: Secret | None = None
-        remaining = run.job["deadline"] - time.time()
-        if remaining <= 0:
-            errors.append(
-                (
-                    index,
-                    UpstreamError(
-                        "The request deadline passed before any provider answered.",
-                        status=504,
-                        disposition=Disposition.FAILOVER,
-                        code="deadline_exceeded",
-                    ),
-                )
+    async def _attempt(
+        self,
+        route: Route,
+        key: Secret | None,
+        body: dict[str, Any],
+        limit: float,
+        continuation: bool = False,
+    ) -> None:
+        """One attempt: the boundary every upstream error leaves through, scrubbed."""
+        target = target_for(route, key)
+        req = build_request(route, target, body)
+        self.ctx.jobs.check(self.job["rid"])  # a cancel that raced the claim
+        self.reply.count_attempt()
+        ctx, reply, job = self.ctx, self.reply, self.job
+        attempt = (
+            StreamAttempt(
+                reply, job, ctx.client, route, target, req, ctx.settings.stall_timeout, continuation
             )
-            return "stop"
+            if job["stream"]
+            else Attempt(reply, job, ctx.client, route, target, req)
+        )
         try:
-            key = await _key(route, byok, deps)
-            await _attempt(run, route, key, deps, remaining, last)
-            _record(deps, route, "ok", run.ttft_ms)
-            return "done"
-        except NoKey:
-            errors.append(
-                (
-                    index,
-                    UpstreamError(
-                        f"{route.cand['provider']}: every gateway key is cooling down",
-                        status=429,
-                        disposition=Disposition.FAILOVER,
-                        code="pool_exhausted",
-                    ),
-                )
-            )
-            return "next"
-        except UpstreamError as exc:
-            err = exc
-        errors.append((index, _pool_view(err) if not route.byok else err))
-        if not err.before_content:
-            return "cut"
-        if not route.byok and await _key_failed(route, key, err, deps):
-            continue  # another pool key of this route, at once
-        _record(deps, route, _outcome(err), None)
-        remaining = run.job["deadline"] - time.time()  # the attempt itself took time
-        action = next_action(err, tries, remaining, policy, deps.rand.random)
-        if action.step is Step.STOP:
-            return "stop"
-        if action.step is Step.NEXT:
-            metrics.FALLBACKS.labels(route.cand["provider"]).inc()
-            return "next"
-        metrics.RETRIES.labels(route.cand["provider"]).inc()
-        tries += 1
-        await asyncio.sleep(action.delay)
+            await attempt.run(limit)
+        except UpstreamError as err:  # some upstreams quote the key they rejected
+            scrub_error(err, key)
+            raise
+
+    async def _continue_or_fail(self, routes: list[Route], index: int) -> None:
+        """Content already reached the caller and the stream broke. Continue on a later
+        prefill-capable route with the partial text as assistant prefill, so the caller gets
+        one seamless answer; otherwise end with an in-band error naming the original
+        failure."""
+        cut = self.errors[-1][1]
+        self._record(routes[index], Verdict.FAIL, None)
+        partial = "".join(self.reply.text)
+        if partial and not self.reply.tool_calls_sent:
+            later = next((r for r in routes[index + 1 :] if r.can("prefill")), None)
+            if later is not None and await self._continue_on(later, partial):
+                return
+        cut.before_content = False
+        await self.reply.fail(cut)
+
+    async def _continue_on(self, route: Route, partial: str) -> bool:
+        body = dict(self.job["body"])
+        body["messages"] = [*body["messages"], {"role": "assistant", "content": partial}]
+        remaining = self.job["deadline"] - time.time()
+        try:
+            key = await choose_key(route, self.byok, self.ctx.health)
+            limit = min(self.ctx.settings.ttft_timeout, remaining)
+            await self._attempt(route, key, body, limit, continuation=True)
+            return True
+        except (UpstreamError, NoKey) as exc:
+            log.info("prefill continuation on %s failed: %s", route.id, type(exc).__name__)
+            return False
+
+    def _record(self, route: Route, outcome: Verdict, ttft_ms: float | None) -> None:
+        ctx, provider = self.ctx, route.cand["provider"]
+        metrics.WORKER_ATTEMPTS.labels(
+            metrics.model_label(ctx.catalog, route.cand["model"]), provider, outcome.value
+        ).inc()
+        if ttft_ms is not None and outcome is Verdict.OK:
+            metrics.UPSTREAM_TTFT.labels(provider).observe(ttft_ms / 1000)
+        if route.byok:  # a caller's key says nothing about the provider's health
+            return
+        ctx.spawn(_safe(ctx.health.record(route.id, outcome, ttft_ms, _now_ms())))
 
 
-def _pool_view(err: UpstreamError) -> UpstreamError:
-    """A provider rejecting the gateway's own key is the gateway's problem, not the
-    caller's credentials: report 502, not 401/403 (which the SDK would call an auth error)."""
-    if err.disposition is not Disposition.AUTH or err.status not in (401, 403):
-        return err
-    return UpstreamError(
-        f"{err.message} (the gateway's provider key was rejected)",
-        status=502,
-        disposition=Disposition.AUTH,
-        type="server_error",
-        code="upstream_auth_failed",
-    )
-
-
-def _outcome(err: UpstreamError) -> str:
-    """Only failures that say something about the route's health count against it."""
-    return "fail" if err.disposition in (Disposition.RETRY, Disposition.FAILOVER) else "neutral"
-
-
-def _record(deps: Deps, route: Route, outcome: str, ttft_ms: float | None) -> None:
-    provider = route.cand["provider"]
-    metrics.WORKER_ATTEMPTS.labels(
-        metrics.model_label(deps.catalog, route.cand["model"]), provider, outcome
-    ).inc()
-    if ttft_ms is not None and outcome == "ok":
-        metrics.UPSTREAM_TTFT.labels(provider).observe(ttft_ms / 1000)
-    if route.byok:  # a caller's key says nothing about the provider's health
-        return
-    deps.spawn(_safe(deps.health.record(route.id, outcome, ttft_ms, _now_ms())))
-
-
-async def _safe(coro: Any) -> None:
+async def _safe(coro: Coroutine[Any, Any, None]) -> None:
     try:
         await coro
     except Exception as exc:  # health bookkeeping must never fail a request
         log.warning("route health update failed: %s", type(exc).__name__)
 
 
-async def _key(route: Route, byok: dict[str, Secret], deps: Deps) -> Secret | None:
-    if route.byok:
-        key = byok.get(route.cand["provider"])
-        if key is None:
-            raise UpstreamError(
-                "The BYOK key for this request is no longer available "
-                "(expired or already used); send the request again.",
-                status=400,
-                disposition=Disposition.FINAL,
-                code="byok_key_unavailable",
-            )
-        return key
-    if len(route.keys) <= 1:
-        if (
-            not route.keys
-            and route.adapter.needs_key
-            and route.cand["provider"] == route.adapter.name
-        ):
-            raise UpstreamError(
-                f"The gateway has no API key for provider {route.cand['provider']!r}; pass "
-                "your own in extra.byok.",
-                status=400,
-                disposition=Disposition.FAILOVER,
-                code="provider_key_missing",
-            )
-        return route.keys[0] if route.keys else None
-    counter, healthy = await deps.health.pool_status(route.pool, route.keys)
-    choice = pick_key(counter, healthy)
-    if choice is None:
-        raise NoKey
-    return route.keys[choice]
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
-async def _key_failed(route: Route, key: Secret | None, err: UpstreamError, deps: Deps) -> bool:
-    """Cool down or disable a failing pool key; True if another key should be tried now."""
-    if key is None or len(route.keys) <= 1:
-        return False
-    if err.disposition in (Disposition.AUTH, Disposition.QUOTA):
-        await deps.health.disable_key(route.pool, key)
-        metrics.KEY_COOLDOWNS.labels(route.cand["provider"], "disabled").inc()
-    elif err.status == 429:
-        await deps.health.cool_key(route.pool, key, err.retry_after or 1.0)
-        metrics.KEY_COOLDOWNS.labels(route.cand["provider"], "rate_limited").inc()
-    else:
-        return False
-    _, healthy = await deps.health.pool_status(route.pool, route.keys)
-    return any(healthy)
-
-
-def _target(route: Route, key: Secret | None) -> Target:
-    return Target(
-        provider=route.cand["provider"],
-        model=route.cand["model"],
-        upstream_model=route.cand["upstream"],
-        base_url=route.base_url,
-        api_key=key,
-        max_output_tokens=route.info.max_output_tokens if route.info else None,
+def _no_route() -> UpstreamError:
+    return UpstreamError(
+        "No route could serve this request.",
+        status=503,
+        disposition=Disposition.FAILOVER,
+        code="no_route",
     )
 
 
-def _build(route: Route, target: Target, body: dict[str, Any]) -> UpstreamRequest:
-    try:
-        return route.adapter.build_request(body, target)
-    except UpstreamError:
-        raise
-    except OrbytError as exc:  # this provider cannot express the request: try the next one
-        raise UpstreamError(
-            exc.message,
-            status=exc.status,
-            type=exc.type,
-            code=exc.code,
-            param=exc.param,
-            disposition=Disposition.FAILOVER,
-        ) from None
+def _deadline_passed() -> UpstreamError:
+    return UpstreamError(
+        "The request deadline passed before any provider answered.",
+        status=504,
+        disposition=Disposition.FAILOVER,
+        code="deadline_exceeded",
+    )
 
 
-async def _attempt(
-    run: Run, route: Route, key: Secret | None, deps: Deps, remaining: float, last: bool
-) -> None:
-    target = _target(route, key)
-    req = _build(route, target, run.job["body"])
-    run.attempts += 1
-    settings = deps.settings
-    try:
-        if run.job["stream"]:
-            first = remaining if last else min(settings.ttft_timeout, remaining)
-            await stream_attempt(run, route, target, req, first)
-        else:
-            limit = remaining if last else min(settings.nonstream_timeout, remaining)
-            await once_attempt(run, route, target, req, limit)
-    except UpstreamError as err:  # some upstreams quote the key they rejected
-        scrub_error(err, key)
-        raise
-
-
-async def _continue_or_fail(
-    run: Run,
-    routes: list[Route],
-    index: int,
-    deps: Deps,
-    byok: dict[str, Secret],
-    errors: list[tuple[int, UpstreamError]],
-) -> None:
-    """Content already reached the caller and the stream broke. Continue on a later
-    prefill-capable route with the partial text as assistant prefill, so the caller gets
-    one seamless answer; otherwise end with an in-band error naming the original failure."""
-    cut = errors[-1][1]
-    _record(deps, routes[index], "fail", None)
-    partial = "".join(run.text)
-    if partial and not run.tool_calls_sent:
-        for route in routes[index + 1 :]:
-            if not route.can("prefill"):
-                continue
-            body = dict(run.job["body"])
-            body["messages"] = [*body["messages"], {"role": "assistant", "content": partial}]
-            remaining = run.job["deadline"] - time.time()
-            try:
-                key = await _key(route, byok, deps)
-                target = _target(route, key)
-                req = _build(route, target, body)
-                run.attempts += 1
-                await stream_attempt(
-                    run,
-                    route,
-                    target,
-                    req,
-                    min(deps.settings.ttft_timeout, remaining),
-                    continuation=True,
-                )
-                return
-            except (UpstreamError, NoKey) as exc:
-                log.info("prefill continuation on %s failed: %s", route.id, type(exc).__name__)
-                break
-    cut.before_content = False
-    await send_error(run.pub, cut, run.attempts)
+def _pool_exhausted(route: Route) -> UpstreamError:
+    return UpstreamError(
+        f"{route.cand['provider']}: every gateway key is cooling down",
+        status=429,
+        disposition=Disposition.FAILOVER,
+        code="pool_exhausted",
+    )

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from orbyt.shared.secret import Secret
+from orbyt.worker.policy import BreakerState, Verdict
 
 # KEYS: breaker hash, stats hash. ARGV: outcome (ok|fail|neutral), ttft_ms (or -1), now_ms,
 # threshold, cooldown_ms, alpha.
@@ -73,10 +74,10 @@ class BreakerView:
     open_until: int  # ms since epoch; 0 = closed
     probe: int  # ms since epoch of the last probe granted
 
-    def state(self, now_ms: int) -> str:
+    def state(self, now_ms: int) -> BreakerState:
         if self.open_until == 0:
-            return "closed"
-        return "open" if now_ms < self.open_until else "half_open"
+            return BreakerState.CLOSED
+        return BreakerState.OPEN if now_ms < self.open_until else BreakerState.HALF_OPEN
 
 
 class Health:
@@ -118,15 +119,17 @@ class Health:
     async def claim_probe(self, route: str, now_ms: int) -> bool:
         return bool(await self._claim(keys=[f"orbyt:cb:{route}"], args=[now_ms, self._cooldown_ms]))
 
-    async def record(self, route: str, outcome: str, ttft_ms: float | None, now_ms: int) -> None:
+    async def record(
+        self, route: str, outcome: Verdict, ttft_ms: float | None, now_ms: int
+    ) -> None:
         """Failures are written at once (breakers must see them); successes are folded per
         route and written every `flush_interval` (one EWMA step with their mean TTFT), so a
         healthy route costs no Redis call per request."""
-        if outcome != "ok":
+        if outcome is not Verdict.OK:
             folded = self._ok.pop(route, None)
             if folded is not None:  # keep the order: earlier successes first
                 _, ttft_sum, ttft_n = folded
-                await self._write(route, "ok", ttft_sum / ttft_n if ttft_n else None, now_ms)
+                await self._write(route, Verdict.OK, ttft_sum / ttft_n if ttft_n else None, now_ms)
             await self._write(route, outcome, ttft_ms, now_ms)
             return
         count, ttft_sum, ttft_n = self._ok.get(route, (0, 0.0, 0))
@@ -141,13 +144,15 @@ class Health:
         pending, self._ok = self._ok, {}
         now_ms = int(time.time() * 1000)
         for route, (_, ttft_sum, ttft_n) in pending.items():
-            await self._write(route, "ok", ttft_sum / ttft_n if ttft_n else None, now_ms)
+            await self._write(route, Verdict.OK, ttft_sum / ttft_n if ttft_n else None, now_ms)
 
-    async def _write(self, route: str, outcome: str, ttft_ms: float | None, now_ms: int) -> None:
+    async def _write(
+        self, route: str, outcome: Verdict, ttft_ms: float | None, now_ms: int
+    ) -> None:
         await self._record(
             keys=[f"orbyt:cb:{route}", f"orbyt:stats:{route}"],
             args=[
-                outcome,
+                outcome.value,
                 -1 if ttft_ms is None else round(ttft_ms, 1),
                 now_ms,
                 self._threshold,

@@ -14,6 +14,21 @@ from orbyt.shared.catalog import ModelInfo
 from orbyt.shared.errors import Disposition, UpstreamError
 
 
+class Verdict(enum.StrEnum):
+    """What one attempt says about its route's health (a metrics label and a health
+    script argument)."""
+
+    OK = "ok"
+    FAIL = "fail"
+    NEUTRAL = "neutral"  # the request's fault, not the route's
+
+
+class BreakerState(enum.StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
 class Step(enum.Enum):
     RETRY = "retry"  # same candidate after `delay`
     NEXT = "next"  # next candidate now
@@ -67,16 +82,23 @@ def final_error(errors: Sequence[tuple[int, UpstreamError]]) -> UpstreamError:
     return [err for index, err in errors if index == first][-1]
 
 
+def verdict(err: UpstreamError) -> Verdict:
+    """Only failures that say something about the route's health count against it."""
+    if err.disposition in (Disposition.RETRY, Disposition.FAILOVER):
+        return Verdict.FAIL
+    return Verdict.NEUTRAL
+
+
 def stops_walk(err: UpstreamError, primary: bool) -> bool:
     """A final refusal ends the request when the primary gives it; from a fallback it says
     only that this fallback cannot serve the request, so later ones are still tried."""
     return err.disposition is Disposition.FINAL and primary
 
 
-def skip_route(breaker_state: str, last: bool) -> bool:
+def skip_route(breaker_state: BreakerState, last: bool) -> bool:
     """Whether a route's breaker keeps it out of this request. An open breaker is skipped
     unless the route is the last option; a half-open one needs a probe claim."""
-    return breaker_state != "closed" and not last
+    return breaker_state != BreakerState.CLOSED and not last
 
 
 def context_allows(info: ModelInfo | None, floor: int | None) -> bool:

@@ -3,16 +3,30 @@
 Frames go out on the worker's pipelined publisher connection: the frame is numbered and
 written synchronously (so order and `seq` agree without a lock), then its reply is awaited.
 A PUBLISH that reaches no subscriber means the API side is gone (client disconnected, API
-crashed or gave up on pickup): the job is cancelled.
+crashed or gave up on pickup): the job is cancelled through the `cancel` callback it was
+given (`Jobs.cancel`, the worker's one cancellation path), or, when the frame's reply is
+awaited in the job itself, by `ReplyGone`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
-from orbyt.shared.contract import DELTA, DONE, ERROR, HEARTBEAT, START, encode_frame
+from orbyt.shared.contract import (
+    DELTA,
+    DONE,
+    ERROR,
+    HEARTBEAT,
+    START,
+    ErrorMeta,
+    FrameMeta,
+    RouteMeta,
+    StartMeta,
+    encode_frame,
+)
 from orbyt.shared.resp import PipelinedConnection, publish
 
 
@@ -26,20 +40,20 @@ class Publisher:
         conn: PipelinedConnection,
         channel: str,
         heartbeat_interval: float,
-        task: asyncio.Task[Any] | None = None,
+        cancel: Callable[[], None],
     ) -> None:
         self._conn = conn
         self._channel = channel.encode()
         self._seq = 0
         self._interval = heartbeat_interval
         self._last = 0.0
-        self._task = task or asyncio.current_task()
+        self._cancel = cancel
         self._beat: asyncio.Task[None] | None = None
         self.closed = False
         self.gone = False
 
     async def _send(
-        self, kind: bytes, meta: dict[str, Any] | None, payload: bytes, urgent: bool = True
+        self, kind: bytes, meta: FrameMeta | None, payload: bytes, urgent: bool = True
     ) -> None:
         conn = await self._conn.connection()
         if self.closed:
@@ -53,7 +67,7 @@ class Publisher:
             self.gone = True
             raise ReplyGone(self._channel)
 
-    async def start(self, meta: dict[str, Any]) -> None:
+    async def start(self, meta: StartMeta) -> None:
         """Announce the pickup. Its reply is checked by callback, so the upstream call
         starts without waiting for a Redis round trip (nobody listening cancels the job)."""
         conn = self._conn.current() or await self._conn.connection()
@@ -63,7 +77,7 @@ class Publisher:
         publish(conn, self._channel, frame, True).add_done_callback(self._on_reply)
         self._beat = asyncio.create_task(self._heartbeat())
 
-    async def delta(self, payload: bytes, meta: dict[str, Any] | None = None) -> None:
+    async def delta(self, payload: bytes, meta: RouteMeta | None = None) -> None:
         """The first delta (it carries meta) goes out at once and its reply is awaited: it
         is the caller's first token. Later ones may wait a couple of milliseconds to share
         a write, and their replies are checked by callback, so relaying a stream does not
@@ -89,14 +103,14 @@ class Publisher:
         if error is None and future.result()[0] != 0:
             return
         self.gone = True
-        if self._task is not None and not self._task.done() and not self.closed:
-            self._task.cancel()
+        if not self.closed:
+            self._cancel()
 
-    async def done(self, meta: dict[str, Any], payload: bytes = b"") -> None:
+    async def done(self, meta: RouteMeta, payload: bytes = b"") -> None:
         await self._send(DONE, meta, payload)
         await self.close()
 
-    async def error(self, meta: dict[str, Any], payload: bytes) -> None:
+    async def error(self, meta: ErrorMeta, payload: bytes) -> None:
         with contextlib.suppress(ReplyGone):
             await self._send(ERROR, meta, payload)
         await self.close()
@@ -118,8 +132,7 @@ class Publisher:
             try:
                 await self._send(HEARTBEAT, None, b"")
             except ReplyGone:
-                if self._task is not None and not self._task.done():
-                    self._task.cancel()
+                self._cancel()
                 return
             except Exception:  # Redis trouble: the job's own publishes will surface it
                 continue

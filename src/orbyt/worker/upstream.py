@@ -221,17 +221,3 @@ class Upstream:
         await self._httpx.aclose()
         if self._aiohttp is not None:
             await self._aiohttp.close()
-
-
-def make_client(settings: Settings) -> Upstream:
-    return Upstream(settings)
-
-
-def open_response(
-    client: Upstream, req: UpstreamRequest, provider: str
-) -> contextlib.AbstractAsyncContextManager[UpstreamResponse]:
-    return client.open(req, provider)
-
-
-async def read_body(resp: UpstreamResponse, provider: str) -> bytes:
-    return await resp.aread()

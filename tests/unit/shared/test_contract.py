@@ -24,3 +24,35 @@ def test_no_meta_and_empty_payload() -> None:
 def test_malformed_frames_raise_value_error(raw: bytes) -> None:
     with pytest.raises(ValueError):
         decode_frame(raw)
+
+
+def test_typed_metas_keep_the_wire_bytes_and_decode_as_plain_dicts() -> None:
+    """The metas are TypedDicts where written; the bytes are exactly those of the plain
+    dicts the API has always read (key order included)."""
+    from orbyt.shared.contract import ErrorMeta, RouteMeta, StartMeta
+
+    start = StartMeta(worker="host:1")
+    route = RouteMeta(model="openai/gpt-4o", provider="openai", attempts=2, key_source="byok")
+    done = RouteMeta(
+        model="openai/gpt-4o",
+        provider="openai",
+        attempts=1,
+        key_source="pool",
+        usage={"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8},
+    )
+    error = ErrorMeta(status=429, headers={"retry-after": "2"}, attempts=3)
+    assert encode_frame(START, 0, start) == b'S0|{"worker":"host:1"}\n'
+    assert encode_frame(DELTA, 1, route, b"data: x\n\n") == (
+        b'D1|{"model":"openai/gpt-4o","provider":"openai","attempts":2,"key_source":"byok"}'
+        b"\ndata: x\n\n"
+    )
+    assert encode_frame(DONE, 2, done) == (
+        b'F2|{"model":"openai/gpt-4o","provider":"openai","attempts":1,"key_source":"pool",'
+        b'"usage":{"prompt_tokens":3,"completion_tokens":5,"total_tokens":8}}\n'
+    )
+    assert encode_frame(ERROR, 3, error, b"{}") == (
+        b'E3|{"status":429,"headers":{"retry-after":"2"},"attempts":3}\n{}'
+    )
+    for kind, meta in ((START, start), (DELTA, route), (DONE, done), (ERROR, error)):
+        frame = decode_frame(encode_frame(kind, 7, meta))
+        assert type(frame.meta) is dict and frame.meta == dict(meta)
