@@ -34,6 +34,44 @@ def _no_fast_path() -> None:
     main.create_asgi = main.create_app  # type: ignore[assignment]
 
 
+def _redis_py_publisher() -> None:
+    """Publish reply frames with redis-py (one awaited PUBLISH per frame, frames of one
+    channel chained so they keep their order) instead of the pipelined RESP connection."""
+    import asyncio
+    import os
+
+    from redis.asyncio import Redis
+
+    import orbyt.worker.publisher as publisher
+
+    _require(publisher, "publish")
+    clients: dict[int, Redis] = {}
+    tails: dict[bytes, asyncio.Future[list[int]]] = {}
+
+    def publish(
+        conn: object, channel: bytes, payload: bytes, urgent: bool = True
+    ) -> asyncio.Future[list[int]]:
+        loop = asyncio.get_running_loop()
+        client = clients.get(id(loop))
+        if client is None:
+            client = clients[id(loop)] = Redis.from_url(os.environ["ORBYT_REDIS_URL"])
+        before = tails.get(channel)
+
+        async def send() -> list[int]:
+            if before is not None and not before.done():
+                await asyncio.wait([before])
+            return [await client.publish(channel, payload)]
+
+        future = asyncio.ensure_future(send())
+        tails[channel] = future
+        future.add_done_callback(
+            lambda f: tails.pop(channel, None) if tails.get(channel) is f else None
+        )
+        return future
+
+    publisher.publish = publish  # type: ignore[assignment]
+
+
 def _require(module: object, name: str) -> None:
     if not hasattr(module, name):
         raise SystemExit(f"ablate: {module!r} has no attribute {name!r}: update bench/ablate.py")
@@ -54,6 +92,12 @@ VARIANTS: dict[str, Variant] = {
             "chat fast path (api/fastpath.py)",
             "the same handler behind FastAPI's router and middleware stack",
             patch=_no_fast_path,
+        ),
+        Variant(
+            "redis-py-publisher",
+            "pipelined RESP publisher (shared/resp.py)",
+            "redis-py PUBLISH per frame, awaited in order",
+            patch=_redis_py_publisher,
         ),
     ]
 }
