@@ -339,7 +339,7 @@ async def _attempt(
             limit = remaining if last else min(settings.nonstream_timeout, remaining)
             await once_attempt(run, route, target, req, limit)
     except UpstreamError as err:  # some upstreams quote the key they rejected
-        scrub_error(err, key)
+        scrub_error(err, key, byok=route.byok)
         raise
 
 
