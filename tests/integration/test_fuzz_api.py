@@ -134,8 +134,7 @@ def steer(chat: dict[str, Any], hostile: bool) -> dict[str, Any]:
         if "fallback_models" in option.get("properties", {}):
             option["properties"]["fallback_models"]["items"] = {"type": "string", "enum": models}
     if hostile:
-        tool = {"type": "function", "function": {"name": "f", "parameters": {}}}
-        tools = [[{**tool, "function": {**tool["function"], "parameters": d}}] for d in DEEP]
+        tools = [[{"type": "function", "function": {"name": "f", "parameters": d}}] for d in DEEP]
         chat["properties"]["metadata"] = {"enum": DEEP}
         chat["properties"]["tools"] = {"enum": tools}
         chat["properties"]["response_format"] = {

@@ -77,13 +77,14 @@ def error_body(provider: str, status: int, code: str | None) -> dict[str, Any]:
     """The provider's error shape with the key, in every form, in every field."""
     message = f"bad key {ALL}"
     if provider == "anthropic":
-        error = {"type": code or ALL, "message": message, "details": {"error_code": ALL}}
+        error: dict[str, Any] = {"type": code or ALL, "message": message}
+        error["details"] = {"error_code": ALL}
         return {"type": "error", "error": error, "request_id": ALL}
     if provider == "google":
         info = {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": ALL}
         details = [{**info, "domain": ALL, "metadata": {"service": ALL}}]
-        error = {"code": status, "message": message, "status": code or ALL, "details": details}
-        return {"error": error}
+        error = {"code": status, "message": message, "status": code or ALL}
+        return {"error": {**error, "details": details}}
     fields = {"message": message, "type": ALL, "param": ALL, "code": code or ALL}
     return {"error": fields, **fields, "object": "error", "detail": ALL}  # Mistral: top level
 

@@ -325,8 +325,10 @@ def check_fields(body: Mapping[str, Any], model: str, settings: Settings) -> Non
     """Refuse a top-level field that neither OpenAI's API nor the primary provider knows,
     as OpenAI does ("Unrecognized request argument supplied"), with a hint for near-misses
     of `extra`. An unknown field is never forwarded upstream nor written into the job."""
-    allowed = allowed_fields(model, settings)
     for name in body:
+        if name in CHAT_FIELDS:
+            continue
+        allowed = allowed_fields(model, settings)
         if name in allowed:
             continue
         if not _shown(name):
