@@ -36,7 +36,9 @@ MAX_MODEL_ID = 256
 # Printable ASCII without spaces: a model id is safe in a header value and a URL path.
 MODEL_ID = r"^[!-~]+$"
 FALLBACK_ID = r"^[!-.0-~]+/[!-~]+$"  # provider/model, the provider without a "/"
-_SCAN_TOKENS = 200_000  # bound on the raw scan that names a field nested past 1024 levels
+_SCAN_TOKENS = 50_000  # bound on the raw scan that names a field nested past 1024 levels
+_DEPTH_ERROR = "depth limit"  # orjson's message for JSON nested past 1024 levels
+_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},:]')  # strings, structure
 
 # fmt: off
 # Every top-level parameter of OpenAI's Chat Completions API (the openai SDK's
@@ -201,8 +203,22 @@ def check_depth(body: dict[str, Any]) -> None:
             raise _too_deep(_param(path))
 
 
-_DEPTH_ERROR = "depth limit"  # orjson's message for JSON nested past 1024 levels
-_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{},:]')
+def _known(path: list[int | str | None]) -> list[int | str]:
+    """The path up to its first unknown key."""
+    out: list[int | str] = []
+    for part in path:
+        if part is None:
+            break
+        out.append(part)
+    return out
+
+
+def _key(token: bytes) -> str | None:
+    try:
+        key = orjson.loads(token)
+    except orjson.JSONDecodeError:
+        return None
+    return key if isinstance(key, str) else None
 
 
 def _raw_deep_path(raw: bytes) -> list[int | str] | None:
@@ -218,14 +234,13 @@ def _raw_deep_path(raw: bytes) -> list[int | str] | None:
             last = tok
         elif tok in (b"{", b"["):
             if len(path) >= MAX_JSON_DEPTH:
-                return [p for p in path if p is not None]
+                return _known(path)
             path.append(0 if tok == b"[" else None)
         elif tok in (b"}", b"]"):
             if path:
                 path.pop()
         elif tok == b":" and path:
-            key = orjson.loads(last)
-            path[-1] = key if isinstance(key, str) else None
+            path[-1] = _key(last)
         elif tok == b"," and path and isinstance(path[-1], int):
             path[-1] += 1
     return None

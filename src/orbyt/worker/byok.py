@@ -47,11 +47,13 @@ async def take_byok(redis: Redis, settings: Settings, rid: str) -> dict[str, Sec
 
 
 MIN_SCRUB_CHARS = 8  # shorter "keys" (test stubs) would mask ordinary words
-# Characters of an encoded key that, found in a text, mask it. The issue asks that a
-# 24-character fragment be caught in every form: 24 plain characters hold a 16-window,
-# their base64 keeps at least 28 characters aligned with one of the key's own encodings
-# (only the partial 4-character groups at its ends differ), their hex 48. And 16 characters
-# of a random key (>= 80 bits) never match unrelated text by chance.
+# Characters of an encoded key that, found in a text, mask it. A 24-character fragment
+# must be caught in every form: 24 plain characters hold a 16-window; their base64 keeps
+# at least 28 characters aligned with one of the key's own three encodings (only the
+# partial 4-character groups at its ends differ); their hex is 48 characters. Shorter
+# windows would start to match ordinary text: 16 characters of an encoded key carry at
+# least 8 bytes of it, and even behind the longest public prefix (`sk-ant-api03-`) a plain
+# window holds 3 random characters: ordinary text does not match one.
 SCRUB_WINDOW = 16
 MASK = "***"
 _AUTH_STATUSES = (401, 403)
@@ -164,7 +166,7 @@ def scrub_error(
     clean = _Scrubber(secrets)
     if byok and err.status in _AUTH_STATUSES:
         err.message = byok_auth_message(err)
-    for name, value in vars(err).items():
+    for name, value in list(vars(err).items()):
         setattr(err, name, clean.value(value))
     err.type = clean(err.type)  # may be the class default, not an instance attribute
     if isinstance(err.code, str):
