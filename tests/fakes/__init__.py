@@ -7,6 +7,7 @@ with FakeAnthropic() as fake:
 """
 
 from .behaviours import DEFAULT_TEXT, Behaviour, Error, Hang, Reply, Reset, Timing, Usage
+from .echo import echo_key, key_forms
 from .fake_anthropic import FakeAnthropic
 from .fake_deepseek import FakeDeepSeek
 from .fake_gemini import SKIP_SIGNATURE, FakeGemini
@@ -35,4 +36,6 @@ __all__ = [
     "Reset",
     "Timing",
     "Usage",
+    "echo_key",
+    "key_forms",
 ]

@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Self
 from aiohttp import web
 
 from .behaviours import BEHAVIOUR_TYPES, Behaviour, Error, Hang, Reply, Reset, Timing
+from .echo import echo_key, echo_key_bytes
 from .wire import (
     ALNUM,
     HEX,
@@ -373,7 +374,9 @@ class FakeServer:
         headers = {**self.extra_headers(request), "Content-Type": ctype}
         if err.retry_after is not None and self.retry_after_header:
             headers["retry-after"] = f"{err.retry_after:g}"
-        headers.update(err.headers)
+        key = self.exchange(request).api_key  # echoed where the script asks (see echo.py)
+        headers.update({k: echo_key(v, key) for k, v in err.headers.items()})
+        data = echo_key_bytes(data, key)
         return web.Response(status=err.status, body=data, headers=headers)
 
     def fail(
@@ -469,7 +472,8 @@ class FakeServer:
                     self._drop(call.request, hard=False)
                     return resp
                 if reply.midstream_error == pos:
-                    await resp.write(self.stream_error_frame(call, reply))
+                    key = self.exchange(call.request).api_key
+                    await resp.write(echo_key_bytes(self.stream_error_frame(call, reply), key))
                     return resp
                 if reply.stall_after == pos:
                     await self._pause(resp, reply.stall, self.stream_keepalive)

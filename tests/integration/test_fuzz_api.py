@@ -5,9 +5,12 @@ loopback — every provider the gateway knows points at a local fake.
 What must hold for every request: no 5xx, and every error is OpenAI's shape
 `{"error": {"message", "type", "param", "code"}}` (DESIGN §2).
 
-The chat endpoint reads its body itself (size limits), so FastAPI's schema has no request
-body for it; until the route declares one (`openapi_extra`), the test adds the request
-model's schema (`shared.wire.ChatRequest`) to the schema it fuzzes.
+The chat route declares its request body (`openapi_extra`, from `shared.wire.ChatRequest`)
+although it reads the body itself. Two steered variants of it send generated requests
+further than validation: "routed" draws `model` and `extra.fallback_models` from models
+that reach the fakes; "hostile" also draws them from ids that once broke the gateway
+(non-ASCII, bidi controls, CR/LF/NUL, 10 kB) and adds pass-through fields nested around
+and far beyond `shared.wire.MAX_JSON_DEPTH` (issue 10).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from schemathesis import BaseSchema, GenerationMode
 from schemathesis.checks import CheckContext
 
 from orbyt.shared.providers import adapters
-from orbyt.shared.wire import ChatRequest
+from orbyt.shared.wire import MAX_JSON_DEPTH
 from tests.fakes import FakeAnthropic, FakeDeepSeek, FakeGemini, FakeMistral, FakeOpenAI
 from tests.gateway import GATEWAY_KEY, Gateway, RedisServer
 
@@ -83,11 +86,6 @@ def _inline(node: Any, defs: dict[str, Any]) -> Any:
     return node
 
 
-def chat_request_schema() -> dict[str, Any]:
-    schema = ChatRequest.model_json_schema()
-    return dict(_inline(schema, schema.get("$defs", {})))
-
-
 # Models that route to the loopback fakes, for generated requests that go all the way
 # through a worker and an upstream instead of stopping at validation (the built-in mock
 # bounds its answer, whatever max_tokens says).
@@ -102,32 +100,60 @@ ROUTED_MODELS = [
 ]
 
 
-def steer(chat: dict[str, Any]) -> dict[str, Any]:
+# Model ids that once made a 500 or a dropped connection (issue 10): each must be a 400.
+HOSTILE_MODELS = [
+    "openai/gpt-5-mini\u4e2d\u6587",
+    "openai/gpt-\U0001f600",
+    "openai/gpt-5\u202e",
+    "openai/gpt-5\r\nx-injected: yes",
+    "openai/gpt-5\x00",
+    "openai/gpt 5",
+    "openai/" + "x" * 10_000,
+]
+
+
+def nested(levels: int) -> Any:
+    value: Any = {}
+    for i in range(levels - 1):
+        value = [value] if i % 2 else {"a": value}
+    return value
+
+
+# Pass-through values nested around the limit and far beyond it (deeper values than these
+# break the schema tooling (its limit is about 250 levels), not the gateway).
+DEEP = [nested(n) for n in (2, MAX_JSON_DEPTH - 4, MAX_JSON_DEPTH + 1, 200)]
+
+
+def steer(chat: dict[str, Any], hostile: bool) -> dict[str, Any]:
     """The chat request schema with `model` and `extra.fallback_models` drawn from
-    ROUTED_MODELS (everything else as generated)."""
+    ROUTED_MODELS (and HOSTILE_MODELS, with deep pass-through fields, if `hostile`)."""
     chat = copy.deepcopy(chat)
-    chat["properties"]["model"] = {"type": "string", "enum": ROUTED_MODELS}
+    models = ROUTED_MODELS + (HOSTILE_MODELS if hostile else [])
+    chat["properties"]["model"] = {"type": "string", "enum": models}
     for option in chat["properties"].get("extra", {}).get("anyOf", []):
         if "fallback_models" in option.get("properties", {}):
-            option["properties"]["fallback_models"]["items"] = {
-                "type": "string",
-                "enum": ROUTED_MODELS,
-            }
+            option["properties"]["fallback_models"]["items"] = {"type": "string", "enum": models}
+    if hostile:
+        tools = [[{"type": "function", "function": {"name": "f", "parameters": d}}] for d in DEEP]
+        chat["properties"]["metadata"] = {"enum": DEEP}
+        chat["properties"]["tools"] = {"enum": tools}
+        chat["properties"]["response_format"] = {
+            "enum": [
+                {"type": "json_schema", "json_schema": {"name": "s", "schema": d}} for d in DEEP
+            ]
+        }
     return chat
 
 
-def load_schema(gw: Gateway, steered: bool) -> BaseSchema:
+def load_schema(gw: Gateway, steered: str | None) -> BaseSchema:
     raw = httpx.get(gw.url() + "/openapi.json", timeout=10).json()
     chat = raw["paths"][CHAT]["post"]
-    if "requestBody" not in chat:
-        chat["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": chat_request_schema()}},
-        }
+    assert "requestBody" in chat, "the chat route no longer declares its request body"
     if steered:
         media = chat["requestBody"]["content"]["application/json"]
         media["schema"] = steer(
-            _inline(media["schema"], raw.get("components", {}).get("schemas", {}))
+            _inline(media["schema"], raw.get("components", {}).get("schemas", {})),
+            hostile=steered == "hostile",
         )
     return schemathesis.openapi.from_dict(raw)
 
@@ -142,16 +168,19 @@ def _cases() -> list[Any]:
     for path, ops in create_app().openapi()["paths"].items():
         for method, op in ops.items():
             label = f"{method.upper()} {path}"
-            out.append(pytest.param(GenerationMode.POSITIVE, False, label, id=f"valid {label}"))
+            out.append(pytest.param(GenerationMode.POSITIVE, None, label, id=f"valid {label}"))
             queries = [x for x in op.get("parameters", []) if x.get("in") == "query"]
             if queries or op.get("requestBody") or path == CHAT:
                 out.append(
-                    pytest.param(GenerationMode.NEGATIVE, False, label, id=f"invalid {label}")
+                    pytest.param(GenerationMode.NEGATIVE, None, label, id=f"invalid {label}")
                 )
             if path == CHAT:
-                out.append(
-                    pytest.param(GenerationMode.POSITIVE, True, label, id=f"valid routed {label}")
-                )
+                for steered in ("routed", "hostile"):
+                    out.append(
+                        pytest.param(
+                            GenerationMode.POSITIVE, steered, label, id=f"valid {steered} {label}"
+                        )
+                    )
     return out
 
 
@@ -186,9 +215,10 @@ def no_server_error(ctx: CheckContext, response: Any, case: Any) -> bool | None:
 
 
 @pytest.mark.parametrize(("mode", "steered", "label"), _cases())
-def test_api(mode: GenerationMode, steered: bool, label: str, fuzz_gateway: Gateway) -> None:
+def test_api(mode: GenerationMode, steered: str | None, label: str, fuzz_gateway: Gateway) -> None:
     method, path = label.split(" ", 1)
     operation = load_schema(fuzz_gateway, steered)[path][method]
+    params: set[str] = set()  # the `param` of every 400, to see which paths were reached
 
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(
@@ -205,5 +235,10 @@ def test_api(mode: GenerationMode, steered: bool, label: str, fuzz_gateway: Gate
             base_url=fuzz_gateway.url(), timeout=30, headers={"Authorization": f"Bearer {key}"}
         )
         case.validate_response(response, checks=[no_server_error, openai_error_shape])
+        if response.status_code == 400:
+            params.add(str(response.json()["error"]["param"]).split(".")[0].split("[")[0])
 
     fuzz()
+    if steered == "hostile" and DERANDOMIZE:  # the generated requests reached the new checks
+        assert "model" in params, params
+        assert params & {"metadata", "tools", "response_format"}, params

@@ -52,10 +52,13 @@ class ProviderConfig(BaseModel):
     adapter: str | None = None  # default: the provider's name; "openai" for compatible upstreams
     base_url: str | None = None
     keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    # request fields beyond OpenAI's passed through to this (OpenAI-compatible) upstream,
+    # e.g. ORBYT_PROVIDERS__MYVLLM__EXTRA_FIELDS=top_k,repetition_penalty
+    extra_fields: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     deployments: list[DeploymentConfig] = Field(default_factory=list)
 
-    @field_validator("keys", mode="before")
+    @field_validator("keys", "extra_fields", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
         return _split_list(value)
@@ -102,7 +105,7 @@ class Settings(BaseSettings):
     publish_coalesce_ms: float = 2.0  # frames of a busy worker leave together, this far apart
     upstream_client: Literal["httpx", "aiohttp"] = "aiohttp"
     worker_metrics_port: int = 9464  # Prometheus endpoint of each worker (0: off)
-    worker_metrics_host: str = "0.0.0.0"
+    worker_metrics_host: str = "127.0.0.1"  # loopback; "0.0.0.0" to let a scraper in
 
     # routing defaults (DESIGN §4)
     default_retry: int = 2

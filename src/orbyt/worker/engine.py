@@ -200,7 +200,7 @@ class Walk:
         try:
             await attempt.run(limit)
         except UpstreamError as err:  # some upstreams quote the key they rejected
-            scrub_error(err, key)
+            scrub_error(err, key, byok=route.byok)
             raise
 
     async def _continue_or_fail(self, routes: list[Route], index: int) -> None:

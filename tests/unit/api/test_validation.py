@@ -43,6 +43,13 @@ def assert_openai_error(resp: Any, status: int, param: str | None = None) -> dic
 MSG = [{"role": "user", "content": "hi"}]
 
 
+def nested(levels: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(levels - 1):
+        value = {"a": value}
+    return value
+
+
 @pytest.mark.parametrize("raw", [b"{", b"not json", b"[1,2]", b'"x"', b"\xff\xfe"])
 def test_malformed_json(client: TestClient, raw: bytes) -> None:
     assert_openai_error(post(client, None, raw=raw), 400)
@@ -114,6 +121,28 @@ def test_byok_key_of_another_provider_is_rejected_without_echo(client: TestClien
     resp = post(client, {"model": "openai/gpt-5", "messages": MSG, "extra": {"byok": secret}})
     assert_openai_error(resp, 400, "extra.byok")
     assert secret not in resp.text and "Q" * 20 not in resp.text
+
+
+@pytest.mark.parametrize(
+    ("body", "param", "code"),
+    [
+        ({"extras": {"byok": "sk-x"}}, "extras", "unknown_parameter"),
+        ({"top_k": 5}, "top_k", "unknown_parameter"),
+        ({"model": "openai/gpt-5\r\nx-injected: 1"}, "model", "invalid_value"),
+        ({"model": "openai/gpt-5\u202e"}, "model", "invalid_value"),
+        ({"extra": {"fallback_models": ["a/\u4e2d"]}}, "extra.fallback_models[0]", "invalid_value"),
+        ({"metadata": [{}] * 10 + [nested(200)]}, "metadata[10].a.a.a.a", "invalid_value"),
+    ],
+)
+def test_hardening_limits_answer_a_400_before_the_queue(
+    client: TestClient, body: dict[str, Any], param: str, code: str
+) -> None:
+    """Issue 10: an unknown top-level field, a model id that would break a header, JSON
+    nested too deep for the job encoder (this client has no Redis at all)."""
+    err = assert_openai_error(
+        post(client, {"model": "openai/gpt-5", "messages": MSG, **body}), 400, param
+    )
+    assert err["code"] == code
 
 
 def test_body_too_large(client: TestClient) -> None:

@@ -26,7 +26,7 @@ from orbyt.shared.contract import Candidate, ChatJob, reply_channel
 from orbyt.shared.errors import PermissionDenied, RequestTooLarge, ServiceUnavailable
 from orbyt.shared.logs import request_id_var, safe_name
 from orbyt.shared.routing import resolve_plan
-from orbyt.shared.wire import ChatRequest, chat_request_schema, parse_chat_request
+from orbyt.shared.wire import ChatRequest, chat_request_schema, check_fields, parse_chat_request
 
 router = APIRouter()
 log = logging.getLogger("orbyt.api")
@@ -63,6 +63,7 @@ def build_job(
     st: AppState, rid: str, body: dict[str, Any], req: ChatRequest, principal: Principal
 ) -> ChatJob:
     settings = st.settings
+    check_fields(body, req.model, settings)  # unknown top-level fields: 400, never forwarded
     extra = req.extra
     plan = allowed_plan(resolve_plan(req.model, extra, st.catalog, settings), principal)
     body.pop("extra", None)  # Orbyt's own field, and it may hold a BYOK key
