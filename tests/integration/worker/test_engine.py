@@ -125,7 +125,9 @@ async def test_a_quoted_byok_key_is_scrubbed_at_the_attempt_boundary(
     context: WorkerContext, redis: Redis, fake_openai: FakeOpenAI
 ) -> None:
     key = "sk-caller-0123456789abcdef"
-    fake_openai.script(Error(401, message=f"Incorrect API key provided: {key}"))
+    # a refusal that is not about the key keeps its text, with the quoted key masked (an
+    # upstream 401 on a BYOK route gets Orbyt's own message instead: test_byok_scrub.py)
+    fake_openai.script(Error(400, message=f"Bad request made with key {key}"))
     job = chat_job("openai/gpt-4o-mini")
     job["plan"] = [candidate("openai/gpt-4o-mini", key_source="byok")]
     pub = Publisher(context.publisher, job["channel"], 10.0, lambda: None)
@@ -134,5 +136,5 @@ async def test_a_quoted_byok_key_is_scrubbed_at_the_attempt_boundary(
         await run_chat(context, job, reply, {"openai": Secret(key)})
         got = await frames.until_end()
     assert fake_openai.last.headers["authorization"] == f"Bearer {key}"
-    assert got[-1].kind == ERROR and got[-1].meta["status"] == 401
+    assert got[-1].kind == ERROR and got[-1].meta["status"] == 400
     assert key not in got[-1].payload.decode() and "***" in got[-1].payload.decode()
