@@ -36,6 +36,7 @@ def dev_env(**extra: str) -> dict[str, str]:
         "ORBYT_WORKER_METRICS_PORT": "0",
         "ORBYT_MOCK__TTFT_MS": "100",
         "ORBYT_MOCK__TOKEN_MS": str(TOKEN_MS),
+        "ORBYT_WORKR_MAX_JOBS": "5",  # a typo: warned about once, by the runner
         **extra,
     }
     if os.environ.get("ORBYT_REDIS_SERVER"):
@@ -243,6 +244,8 @@ def test_banner_prints_the_redis_url_to_export_and_a_state_file_without_key(dev:
     assert f"export ORBYT_REDIS_URL={state['redis_url']}" in out
     assert KEY not in json.dumps(state)
     assert state["pid"] == dev.proc.pid
+    typo = [line for line in out.splitlines() if "ORBYT_WORKR_MAX_JOBS" in line]
+    assert len(typo) == 1 and "did you mean ORBYT_WORKER_MAX_JOBS?" in typo[0], out
 
 
 def test_taken_port_fails_at_once_with_one_line_suggesting_port(tmp_path: Path) -> None:
@@ -251,9 +254,11 @@ def test_taken_port_fails_at_once_with_one_line_suggesting_port(tmp_path: Path) 
         taken.listen()
         port = taken.getsockname()[1]
         started = time.monotonic()
+        env = dev_env()
+        env.pop("ORBYT_WORKR_MAX_JOBS")
         proc = subprocess.run(
             [sys.executable, "-m", "orbyt", "dev", "--port", str(port)],
-            env=dev_env(),
+            env=env,
             cwd=tmp_path,
             capture_output=True,
             text=True,

@@ -95,7 +95,10 @@ def _day(ctx: click.Context, param: click.Parameter, value: str | None) -> str |
 
 @click.group()
 def keys() -> None:
-    """Manage gateway keys (stored in Redis as hashes; a key is shown once)."""
+    """Create, list and revoke gateway keys.
+
+    Keys are stored in Redis as SHA-256 hashes: a key is shown once, when created.
+    """
 
 
 @keys.command()
@@ -156,7 +159,10 @@ def revoke(key_id: str) -> int:
 @click.argument("key_id", callback=_key_id)
 @click.option("--day", "on", callback=_day, default=None, help="YYYY-MM-DD (default: today, UTC).")
 def usage(key_id: str, on: str | None) -> int:
-    """Usage of the key KEY_ID for one day, per model (requests, tokens, cost)."""
+    """Show a key's usage for one day.
+
+    Per model: requests, tokens, cost, for the key KEY_ID (as `orbyt keys list` shows it).
+    """
     when = on or day()
 
     async def action(redis: Redis) -> Any:

@@ -109,10 +109,14 @@ def cli() -> None:
     help="Worker processes to start.",
 )
 @click.option(
-    "--log-level", type=LOG_LEVELS, default="warning", show_default=True, help=_LOG_LEVEL_HELP
+    "--log-level",
+    type=LOG_LEVELS,
+    default="warning",
+    show_default=True,
+    help="Log level of the API and workers.",
 )
 def dev(host: str, port: int, workers: int, log_level: str) -> int:
-    """API + workers + an embedded Redis, with the offline mock provider.
+    """Run API + workers + an embedded Redis, offline (mock provider).
 
     Prints a gateway key, the ORBYT_REDIS_URL to export for `orbyt keys` / `orbyt usage`,
     and a first request. Ctrl-C or SIGTERM drains open streams and stops everything; a
@@ -136,17 +140,20 @@ def dev(host: str, port: int, workers: int, log_level: str) -> int:
 @click.option(
     "--port",
     envvar="ORBYT_PORT",
-    type=click.IntRange(1, 65535),
+    type=click.IntRange(0, 65535),
     default=8080,
     show_default=True,
-    help="Port to bind (env: ORBYT_PORT).",
+    help="Port to bind, 0 for any free one (env: ORBYT_PORT).",
 )
 @click.option(
     "--log-level", type=LOG_LEVELS, default="warning", show_default=True, help=_LOG_LEVEL_HELP
 )
 @click.option("--no-env-check", is_flag=True, hidden=True, help=_ENV_CHECK_HELP)
 def api(host: str, port: int, log_level: str, no_env_check: bool) -> int:
-    """Run the HTTP API (configured by ORBYT_* variables and ORBYT_CONFIG)."""
+    """Run the HTTP API.
+
+    Configured by ORBYT_* variables and the ORBYT_CONFIG file, like every API and worker.
+    """
     run_api(host, port, log_level.lower(), env_check=not no_env_check)
     return 0
 
@@ -158,7 +165,10 @@ def api(host: str, port: int, log_level: str, no_env_check: bool) -> int:
 @click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
 @click.option("--no-env-check", is_flag=True, hidden=True, help=_ENV_CHECK_HELP)
 def worker(log_level: str, burst: bool, no_env_check: bool) -> int:
-    """Run a queue worker (configured by ORBYT_* variables and ORBYT_CONFIG)."""
+    """Run a queue worker.
+
+    Configured by ORBYT_* variables and the ORBYT_CONFIG file, like every API and worker.
+    """
     run_worker(log_level.lower(), burst, env_check=not no_env_check)
     return 0
 

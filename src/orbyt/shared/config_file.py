@@ -143,17 +143,34 @@ def _env_names(settings_cls: type[BaseSettings]) -> dict[str, Any]:
     return names
 
 
-def _nested_ok(annotation: Any, parts: list[str]) -> bool:
-    """Whether `A__B__C` below a field names something the field's model has."""
-    if not parts:
-        return True
-    if _is_mapping(annotation):  # providers: any name, then that value's fields
-        return _nested_ok(typing.get_args(annotation)[-1], parts[1:])
+def _fields(annotation: Any) -> dict[str, Any] | None:
+    """Upper-cased field names → annotations of the model a field holds; None if none."""
     model = _model_of(annotation)
     if model is None:
-        return False
-    field = model.model_fields.get(parts[0].lower())
-    return field is not None and _nested_ok(field.annotation, parts[1:])
+        return None
+    return {name.upper(): field.annotation for name, field in model.model_fields.items()}
+
+
+def _unknown_part(
+    names: Mapping[str, Any], parts: list[str], prefix: str = ""
+) -> tuple[str, list[str]] | None:
+    """None if `A__B__C` names a setting, else (the known prefix, the valid next names)."""
+    head, rest = parts[0], parts[1:]
+    if head not in names:
+        return prefix, list(names)
+    if not rest:
+        return None
+    annotation = names[head]
+    prefix += head + NESTED
+    if _is_mapping(annotation):  # providers: any name, then that value's fields
+        prefix += rest[0] + NESTED
+        annotation, rest = typing.get_args(annotation)[-1], rest[1:]
+        if not rest:
+            return None
+    fields = _fields(annotation)
+    if fields is None:  # a plain value has nothing below it
+        return prefix, []
+    return _unknown_part(fields, rest, prefix)
 
 
 def _suggest(name: str, known: Iterable[str]) -> str:
@@ -169,11 +186,12 @@ def unknown_env_vars(environ: Mapping[str, str], settings_cls: type[BaseSettings
         upper = var.upper()
         if not upper.startswith(PREFIX) or upper in OUTSIDE_SETTINGS:
             continue
-        top, *rest = upper.split(NESTED)
-        if top in names and _nested_ok(names[top], rest):
+        unknown = _unknown_part(names, upper.split(NESTED))
+        if unknown is None:
             continue
-        known = [*names, *OUTSIDE_SETTINGS]
-        out.append(f"unknown setting {var} is ignored{_suggest(upper, known)}")
+        prefix, siblings = unknown
+        candidates = [prefix + s for s in siblings] + ([] if prefix else [*OUTSIDE_SETTINGS])
+        out.append(f"unknown setting {var} is ignored{_suggest(upper, candidates)}")
     return out
 
 
