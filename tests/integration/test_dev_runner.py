@@ -270,3 +270,15 @@ def test_taken_port_fails_at_once_with_one_line_suggesting_port(tmp_path: Path) 
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert f"port {port}" in lines[0] and "--port" in lines[0]
+
+
+def test_children_stop_even_if_the_runner_is_killed(dev: Dev) -> None:
+    """SIGKILL leaves no chance to clean up: the children's parent-death signal does it."""
+    tree = children(dev.proc.pid)
+    dev.proc.kill()
+    dev.proc.wait(5)
+    end = time.monotonic() + 30
+    while any(alive(pid) for pid in tree) and time.monotonic() < end:
+        time.sleep(0.1)
+    assert [pid for pid in tree if alive(pid)] == [], dev.output()
+    assert not answering(dev.port)

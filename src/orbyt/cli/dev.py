@@ -72,7 +72,8 @@ class DevRunner:
 
     def __init__(self, host: str, port: int, workers: int, log_level: str) -> None:
         self.host, self.port, self.workers, self.log_level = host, port, workers, log_level
-        self.base = f"http://{_local(host) if ':' not in host else f'[{host}]'}:{port}"
+        local = _local(host)
+        self.base = f"http://{f'[{local}]' if ':' in local else local}:{port}"
         self.key = os.environ.get("ORBYT_DEV_KEY") or "sk-or-v1-" + secrets.token_hex(32)
         self.api: subprocess.Popen[bytes] | None = None
         self.worker_procs: list[subprocess.Popen[bytes]] = []
@@ -116,7 +117,11 @@ class DevRunner:
 
     def _run(self) -> int:
         try:
-            self.redis = EmbeddedRedis().start()
+            self.redis = EmbeddedRedis()
+            try:
+                self.redis.start()
+            except RuntimeError as exc:
+                raise CliError(f"the embedded Redis did not start ({exc})") from None
             self._start_children(self.redis.url)
             if not self._wait_ready():
                 return 0 if self.signals else self._child_died("while starting")

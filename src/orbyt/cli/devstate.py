@@ -16,10 +16,13 @@ STATE_FILE = Path(".orbyt") / "dev.json"
 
 
 def write(redis_url: str, base_url: str) -> None:
-    STATE_FILE.parent.mkdir(exist_ok=True)
-    tmp = STATE_FILE.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"redis_url": redis_url, "base_url": base_url, "pid": os.getpid()}))
-    tmp.replace(STATE_FILE)
+    """Best effort: a directory `orbyt dev` cannot write to only loses the look-up."""
+    state = {"redis_url": redis_url, "base_url": base_url, "pid": os.getpid()}
+    with contextlib.suppress(OSError):
+        STATE_FILE.parent.mkdir(exist_ok=True)
+        tmp = STATE_FILE.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state))
+        tmp.replace(STATE_FILE)
 
 
 def remove() -> None:

@@ -107,7 +107,8 @@ class EmbeddedRedis:
         return self
 
     def kill(self) -> None:
-        """At once: SIGKILL redis-server (stop() still cleans up), or close fakeredis."""
+        """SIGKILL redis-server at once (stop() still cleans up); fakeredis lives in this
+        process and ends with it."""
         if self._proc is not None and self._proc.poll() is None:
             self._proc.kill()
 
@@ -118,6 +119,7 @@ class EmbeddedRedis:
                 self._proc.wait(5)
             except subprocess.TimeoutExpired:
                 self._proc.kill()
+                self._proc.wait()
         if self._server is not None:
             self._server.shutdown()  # type: ignore[attr-defined]
             self._server.server_close()  # type: ignore[attr-defined]
