@@ -282,3 +282,23 @@ def test_children_stop_even_if_the_runner_is_killed(dev: Dev) -> None:
         time.sleep(0.1)
     assert [pid for pid in tree if alive(pid)] == [], dev.output()
     assert not answering(dev.port)
+
+
+def test_a_child_that_exits_while_starting_fails_at_once(tmp_path: Path) -> None:
+    """Here the worker cannot read its catalog; any child's early exit is handled alike."""
+    env = dev_env(ORBYT_CATALOG_PATH=str(tmp_path / "no-such-catalog.json"))
+    env.pop("ORBYT_WORKR_MAX_JOBS")
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "orbyt", "dev", "--port", str(free_port())],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert time.monotonic() - started < 20
+    assert proc.returncode == 1
+    assert "Orbyt is running" not in proc.stdout
+    assert proc.stderr.strip().splitlines()[-1].startswith("orbyt dev: ")
+    assert "exited while starting" in proc.stderr

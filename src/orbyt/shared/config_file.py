@@ -22,7 +22,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import AliasChoices, BaseModel, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
@@ -56,7 +55,9 @@ class ConfigFileError(Exception):
         self.reason = reason
 
 
-def _yaml_reason(exc: yaml.YAMLError) -> str:
+def _yaml_reason(exc: Exception) -> str:
+    import yaml
+
     if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
         mark = exc.problem_mark
         return f"invalid YAML: {exc.problem} (line {mark.line + 1}, column {mark.column + 1})"
@@ -66,6 +67,8 @@ def _yaml_reason(exc: yaml.YAMLError) -> str:
 def _parse(path: Path, text: str) -> Any:
     suffix = path.suffix.lower()
     if suffix in (".yaml", ".yml"):
+        import yaml  # here: only processes with a YAML config file pay for the import
+
         try:
             return yaml.safe_load(text)
         except yaml.YAMLError as exc:
