@@ -34,8 +34,6 @@ def dev_env(**extra: str) -> dict[str, str]:
         **os.environ,
         "ORBYT_DEV_KEY": KEY,
         "ORBYT_WORKER_METRICS_PORT": "0",
-        "ORBYT_MOCK__TTFT_MS": "100",
-        "ORBYT_MOCK__TOKEN_MS": str(TOKEN_MS),
         "ORBYT_WORKR_MAX_JOBS": "5",  # a typo: warned about once, by the runner
         **extra,
     }
@@ -49,11 +47,13 @@ class Dev:
 
     def __init__(self, cwd: Path, preexec: Callable[[], Any] | None = None) -> None:
         self.port = free_port()
+        config = cwd / "orbyt.yaml"  # the mock's delays come from a YAML config file
+        config.write_text(f"mock:\n  ttft_ms: 100\n  token_ms: {TOKEN_MS}\n")
         self.out = cwd / "dev.log"
         self._log = self.out.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "orbyt", "dev", "--port", str(self.port)],
-            env=dev_env(),
+            env=dev_env(ORBYT_CONFIG=str(config)),
             cwd=cwd,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -184,10 +184,12 @@ def drain_on(dev: Dev, send: Callable[[], None]) -> None:
     tree = children(dev.proc.pid)
     assert len(tree) >= 3  # redis-server, a worker, the API
     stream = Stream(dev.base)
+    started = time.monotonic()
     stream.start()
     assert stream.first.wait(10)
     send()
     stream.join(30)
+    assert time.monotonic() - started > TOKENS * TOKEN_MS / 1000 * 0.8  # the config's delays
     assert stream.error is None, stream.error
     assert stream.lines[-1] == "[DONE]", stream.lines[-3:]
     assert stream.content() == " ".join(["drain", "me"] * (TOKENS // 2))
@@ -300,5 +302,5 @@ def test_a_child_that_exits_while_starting_fails_at_once(tmp_path: Path) -> None
     assert time.monotonic() - started < 20
     assert proc.returncode == 1
     assert "Orbyt is running" not in proc.stdout
-    assert proc.stderr.strip().splitlines()[-1].startswith("orbyt dev: ")
-    assert "exited while starting" in proc.stderr
+    ours = [line for line in proc.stderr.splitlines() if line.startswith("orbyt dev: ")]
+    assert len(ours) == 1 and "exited while starting" in ours[0], proc.stderr

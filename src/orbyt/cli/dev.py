@@ -30,6 +30,7 @@ from types import FrameType
 from orbyt.cli import devstate
 from orbyt.cli.embedded_redis import EmbeddedRedis, die_with_parent, free_port
 from orbyt.cli.errors import CliError
+from orbyt.shared.settings import get_settings
 
 API_DRAIN_SECONDS = 35.0  # uvicorn's graceful shutdown is 30 s
 WORKER_DRAIN_SECONDS = 35.0  # the worker waits 30 s for running jobs
@@ -149,13 +150,10 @@ class DevRunner:
     def _start_children(self, redis_url: str) -> None:
         env = dict(os.environ)
         env.update(
-            {
-                "ORBYT_ENV": "dev",
-                "ORBYT_REDIS_URL": redis_url,
-                "ORBYT_GATEWAY_KEYS": self.key,
-                "ORBYT_SECRET_KEY": env.get("ORBYT_SECRET_KEY") or secrets.token_urlsafe(48),
-            }
+            {"ORBYT_ENV": "dev", "ORBYT_REDIS_URL": redis_url, "ORBYT_GATEWAY_KEYS": self.key}
         )
+        if get_settings().secret_key is None:  # else the environment's or the config file's
+            env["ORBYT_SECRET_KEY"] = secrets.token_urlsafe(48)
         cmd = [sys.executable, "-m", "orbyt"]
         quiet = ["--log-level", self.log_level, "--no-env-check"]
         for _ in range(self.workers):
