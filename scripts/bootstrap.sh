@@ -16,7 +16,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.orbyt-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  # not --quiet: a cold install takes a minute or more, and pip's lines are the progress
+  echo "==> Installing Orbyt and its dependencies into .venv (once; about a minute cold)" >&2
+  SECONDS=0
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e '.[dev]'
+  .venv/bin/python -m pip install --progress-bar on -e '.[dev]' >&2
   touch "$stamp"
+  echo "==> .venv ready in ${SECONDS} s" >&2
 fi

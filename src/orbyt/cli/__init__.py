@@ -1,1 +1,2 @@
-"""The `orbyt` command line: `orbyt dev`, `orbyt api`, `orbyt worker`, `orbyt keys`."""
+"""The `orbyt` command line: `orbyt dev`, `api`, `worker`, `keys`, `usage` (entry point:
+`orbyt.cli.main:main`)."""

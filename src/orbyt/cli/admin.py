@@ -1,71 +1,177 @@
 """`orbyt keys create|list|revoke` and `orbyt usage`: admin commands that talk to Redis
-directly (ORBYT_REDIS_URL), like the admin HTTP API does."""
+directly, like the admin HTTP API does. Output is JSON on stdout.
+
+Which Redis: `ORBYT_REDIS_URL` / `REDIS_URL` / `redis_url` in the config file if set, else
+the running `orbyt dev` started in this directory (`.orbyt/dev.json`), else the default
+(`redis://127.0.0.1:6379/0`). An unreachable Redis is one line naming the URL (without
+its password), exit 1.
+"""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import datetime
 import json
+import re
+from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import click
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from orbyt.api.keystore import KeyStore
 from orbyt.api.usage import day, read
-from orbyt.shared.settings import get_settings
+from orbyt.cli import devstate
+from orbyt.cli.errors import CliError
+from orbyt.cli.startup import load_settings
+
+KEY_ID = re.compile(r"^(key|env)_[0-9a-z]{1,64}$")
+KEY_ID_HELP = "key_… for keys made by `orbyt keys create`, env_… for ORBYT_GATEWAY_KEYS"
 
 
-def add_commands(sub: Any) -> None:
-    keys = sub.add_parser("keys", help="manage gateway keys")
-    ksub = keys.add_subparsers(dest="keys_command", required=True)
-    create = ksub.add_parser("create", help="create a key (shown once)")
-    create.add_argument("--name", required=True)
-    create.add_argument("--rpm", type=int, default=0, help="requests per minute (0: no limit)")
-    create.add_argument("--concurrency", type=int, default=0, help="in flight (0: no limit)")
-    create.add_argument(
-        "--no-pool", action="store_true", help="BYOK only: may not use the gateway's provider keys"
-    )
-    ksub.add_parser("list", help="list keys (never the keys themselves)")
-    revoke = ksub.add_parser("revoke", help="revoke a key by id")
-    revoke.add_argument("key_id")
-    usage = sub.add_parser("usage", help="usage of a key for a day")
-    usage.add_argument("key_id")
-    usage.add_argument("--day", default=None, help="YYYY-MM-DD (default: today, UTC)")
+def redis_url() -> str:
+    settings = load_settings()
+    if "redis_url" in settings.model_fields_set:
+        return settings.redis_url
+    return devstate.running_redis_url() or settings.redis_url
 
 
-async def _run(args: argparse.Namespace) -> int:
-    redis = Redis.from_url(get_settings().redis_url)
+def _safe_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit(parts._replace(netloc=user + netloc))
+
+
+def _run(action: Callable[[Redis], Awaitable[Any]]) -> Any:
+    """Run `action` against the admin Redis; one-line `CliError` if it cannot be reached."""
+    url = redis_url()
+
+    async def go() -> Any:
+        try:
+            redis = Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
+        except ValueError as exc:
+            raise CliError(f"bad Redis URL {_safe_url(url)}: {exc}") from None
+        try:
+            return await action(redis)
+        except (RedisError, OSError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise CliError(
+                f"cannot use Redis at {_safe_url(url)} ({reason}); start `orbyt dev` in "
+                "this directory or set ORBYT_REDIS_URL"
+            ) from None
+        finally:
+            await redis.aclose()
+
+    return asyncio.run(go())
+
+
+def _print(out: Any) -> None:
+    click.echo(json.dumps(out, indent=2))
+
+
+def _key_id(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if not KEY_ID.match(value):
+        # the value is not echoed: a pasted gateway key must not reach a terminal log
+        raise click.BadParameter(f"not a key id ({KEY_ID_HELP})")
+    return value
+
+
+def _day(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
     try:
-        store = KeyStore(redis)
-        out: Any
-        if args.command == "usage":
-            when = args.day or day()
-            out = {
-                "key_id": args.key_id,
-                "day": when,
-                "models": await read(redis, args.key_id, when),
-            }
-        elif args.keys_command == "create":
-            key, record = await store.create(
-                args.name, args.rpm, args.concurrency, not args.no_pool
-            )
-            out = {
-                **record.public(),
-                "key": key,
-                "note": "store this key now: it is not shown again",
-            }
-        elif args.keys_command == "list":
-            out = [k.public() for k in await store.list()]
-        else:
-            if not await store.revoke(args.key_id):
-                print(f"no key with id {args.key_id}")
-                return 1
-            out = {"id": args.key_id, "revoked": True}
-        print(json.dumps(out, indent=2))
-        return 0
-    finally:
-        await redis.aclose()
+        datetime.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date as YYYY-MM-DD") from None
+    if len(value) != 10:
+        raise click.BadParameter(f"{value!r} is not a date as YYYY-MM-DD")
+    return value
 
 
-def run(args: argparse.Namespace) -> int:
-    return asyncio.run(_run(args))
+@click.group()
+def keys() -> None:
+    """Create, list and revoke gateway keys.
+
+    Keys are stored in Redis as SHA-256 hashes: a key is shown once, when created.
+    """
+
+
+@keys.command()
+@click.option("--name", required=True, help="A label for the key (who or what uses it).")
+@click.option(
+    "--rpm",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Requests per minute (0: no limit).",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Requests in flight at once (0: no limit).",
+)
+@click.option("--no-pool", is_flag=True, help="BYOK only: may not use the gateway's provider keys.")
+def create(name: str, rpm: int, concurrency: int, no_pool: bool) -> int:
+    """Create a key; it is printed once and never again."""
+
+    async def action(redis: Redis) -> tuple[str, Any]:
+        return await KeyStore(redis).create(name, rpm, concurrency, not no_pool)
+
+    key, record = _run(action)
+    _print({**record.public(), "key": key, "note": "store this key now: it is not shown again"})
+    return 0
+
+
+@keys.command("list")
+def list_keys() -> int:
+    """List keys: ids, names, limits (never the keys themselves)."""
+
+    async def action(redis: Redis) -> Any:
+        return [k.public() for k in await KeyStore(redis).list()]
+
+    _print(_run(action))
+    return 0
+
+
+@keys.command()
+@click.argument("key_id", callback=_key_id)
+def revoke(key_id: str) -> int:
+    """Revoke the key KEY_ID (as `orbyt keys list` shows it); effective on the next request."""
+
+    async def action(redis: Redis) -> bool:
+        return await KeyStore(redis).revoke(key_id)
+
+    if not _run(action):
+        click.echo(f"no key with id {key_id}")
+        return 1
+    _print({"id": key_id, "revoked": True})
+    return 0
+
+
+@click.command()
+@click.argument("key_id", callback=_key_id)
+@click.option("--day", "on", callback=_day, default=None, help="YYYY-MM-DD (default: today, UTC).")
+def usage(key_id: str, on: str | None) -> int:
+    """Show a key's usage for one day.
+
+    Per model: requests, tokens, cost, for the key KEY_ID (as `orbyt keys list` shows it).
+    """
+    when = on or day()
+
+    async def action(redis: Redis) -> Any:
+        return await read(redis, key_id, when)
+
+    _print({"key_id": key_id, "day": when, "models": _run(action)})
+    return 0
+
+
+def register(group: click.Group) -> None:
+    group.add_command(keys)
+    group.add_command(usage)

@@ -1,17 +1,44 @@
 """A Redis for `orbyt dev`: `redis-server` from PATH on a free loopback port if there is
 one, else fakeredis's in-process TCP server (with Lua, for the scripts Orbyt runs).
-`ORBYT_DEV_REDIS=fakeredis` forces the fallback."""
+`ORBYT_DEV_REDIS=fakeredis` forces the fallback. redis-server runs in its own session (a
+terminal's Ctrl-C does not reach it: `orbyt dev` stops it last, after the drain)."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from contextlib import closing
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A `preexec_fn` that has Linux send SIGTERM to the child when its parent dies (no
+    orphan even if `orbyt dev` is SIGKILLed); None elsewhere. prctl is looked up here, in
+    the parent, so the child only makes one C call between fork and exec."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
 
 
 def free_port() -> int:
@@ -65,6 +92,8 @@ class EmbeddedRedis:
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=die_with_parent(),
             )
             self.kind = "redis-server"
         else:
@@ -77,6 +106,12 @@ class EmbeddedRedis:
         wait_port(self.port)
         return self
 
+    def kill(self) -> None:
+        """SIGKILL redis-server at once (stop() still cleans up); fakeredis lives in this
+        process and ends with it."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+
     def stop(self) -> None:
         if self._proc is not None:
             self._proc.terminate()
@@ -84,6 +119,7 @@ class EmbeddedRedis:
                 self._proc.wait(5)
             except subprocess.TimeoutExpired:
                 self._proc.kill()
+                self._proc.wait()
         if self._server is not None:
             self._server.shutdown()  # type: ignore[attr-defined]
             self._server.server_close()  # type: ignore[attr-defined]

@@ -1,49 +1,34 @@
-"""Command line: `orbyt dev` (everything, offline, one command), `orbyt api`, `orbyt worker`."""
+"""The `orbyt` command line (click): `dev` (everything, offline, one command), `api`,
+`worker`, and the admin commands `keys` and `usage` (in `cli/admin.py`).
+
+`main(argv) -> exit code` is the one entry point (console script, `python -m orbyt`,
+bench/ablate.py). Every expected failure is one line on stderr: a usage error exits 2, a
+runtime error (`CliError`: Redis unreachable, bad config file, port taken) exits 1.
+"""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gc
+import importlib.metadata
 import os
-import secrets
-import signal
-import subprocess
 import sys
-import time
-import urllib.request
+
+import click
 
 from orbyt.cli import admin as admin_cli
+from orbyt.cli.errors import CliError
+from orbyt.cli.startup import check_server_settings, load_settings
 from orbyt.shared.logs import configure
-from orbyt.shared.sealing import weak_secret_reason
-from orbyt.shared.settings import get_settings
 
-SNIPPET = """\
-from openai import OpenAI
-
-client = OpenAI(base_url="{base_url}", api_key="{key}")
-response = client.chat.completions.create(
-    model="mock/echo",
-    messages=[{{"role": "user", "content": "Hello from Orbyt"}}],
-    extra_body={{"extra": {{"fallback_models": ["mock/echo-backup"], "provider": "cheap",
-                           "retry": 3}}}},
-)
-print(response.choices[0].message.content)
-"""
+LOG_LEVELS = click.Choice(["debug", "info", "warning", "error", "critical"], case_sensitive=False)
 
 
-def _check_production() -> None:
-    settings = get_settings()
-    if settings.env != "production":
-        return
-    problem = weak_secret_reason(
-        settings.secret_key.get_secret_value() if settings.secret_key else None
-    )
-    if problem:
-        raise SystemExit(
-            f"orbyt: {problem}. Set ORBYT_SECRET_KEY to a long random value "
-            "(the same on every API and worker), or run `orbyt dev`."
-        )
+def _version() -> str:
+    try:
+        return importlib.metadata.version("orbyt")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree (PYTHONPATH)
+        return "unknown (not installed)"
 
 
 def _tune_gc() -> None:
@@ -58,11 +43,11 @@ def _configure_logging(level: str) -> None:
     configure(level, json=os.environ.get("ORBYT_LOG_FORMAT", "json") == "json")
 
 
-def run_api(host: str, port: int, log_level: str) -> None:
+def run_api(host: str, port: int, log_level: str, env_check: bool = True) -> None:
     import uvicorn
 
-    _check_production()
     _configure_logging(log_level)
+    check_server_settings(warn=env_check)
     _tune_gc()
     uvicorn.run(
         "orbyt.api.main:create_asgi",
@@ -78,13 +63,13 @@ def run_api(host: str, port: int, log_level: str) -> None:
     )
 
 
-def run_worker(log_level: str, burst: bool = False) -> None:
+def run_worker(log_level: str, burst: bool = False, env_check: bool = True) -> None:
     import uvloop
 
     from orbyt.worker.app import build_worker
 
-    _check_production()
     _configure_logging(log_level)
+    check_server_settings(warn=env_check)
     uvloop.install()
     asyncio.set_event_loop(asyncio.new_event_loop())
     worker = build_worker(burst=burst)
@@ -92,83 +77,127 @@ def run_worker(log_level: str, burst: bool = False) -> None:
     worker.run()
 
 
-def _wait_ready(url: str, timeout: float = 30.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            with urllib.request.urlopen(url + "/readyz", timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit("orbyt dev: the gateway did not become ready")
+_LOG_LEVEL_HELP = "Log level of the process."
+_ENV_CHECK_HELP = "Skip the unknown ORBYT_* variable warnings (orbyt dev warns once)."
 
 
-def run_dev(host: str, port: int, workers: int) -> int:
-    from orbyt.cli.embedded_redis import EmbeddedRedis
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    no_args_is_help=True,
+)
+@click.version_option(
+    _version(), "-V", "--version", prog_name="orbyt", message="%(prog)s %(version)s"
+)
+def cli() -> None:
+    """Orbyt: a queue-backed, OpenAI-compatible LLM gateway.
 
-    redis = EmbeddedRedis().start()
-    key = os.environ.get("ORBYT_DEV_KEY") or "sk-or-v1-" + secrets.token_hex(32)
-    env = dict(os.environ)
-    env.update(
-        {
-            "ORBYT_ENV": "dev",
-            "ORBYT_REDIS_URL": redis.url,
-            "ORBYT_GATEWAY_KEYS": key,
-            "ORBYT_SECRET_KEY": env.get("ORBYT_SECRET_KEY") or secrets.token_urlsafe(48),
-        }
-    )
-    cmd = [sys.executable, "-m", "orbyt"]
-    procs = [subprocess.Popen([*cmd, "worker"], env=env) for _ in range(workers)]
-    procs.append(subprocess.Popen([*cmd, "api", "--host", host, "--port", str(port)], env=env))
-    base = f"http://{host}:{port}"
-    try:
-        _wait_ready(base)
-        print(
-            f"\nOrbyt is running (Redis: {redis.kind} on {redis.url}).\n"
-            f"  base URL:    {base}/v1\n  gateway key: {key}\n\nTry it:\n\n"
-            + SNIPPET.format(base_url=base + "/v1", key=key),
-            flush=True,
-        )
-        while all(p.poll() is None for p in procs):
-            time.sleep(0.5)
-        return 1
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        redis.stop()
+    Settings come from ORBYT_* environment variables and an optional config file named by
+    ORBYT_CONFIG (YAML, TOML or JSON; see orbyt.example.yaml).
+    """
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface the API binds.")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=8080, show_default=True, help="API port."
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Worker processes to start.",
+)
+@click.option(
+    "--log-level",
+    type=LOG_LEVELS,
+    default="warning",
+    show_default=True,
+    help="Log level of the API and workers.",
+)
+def dev(host: str, port: int, workers: int, log_level: str) -> int:
+    """Run API + workers + an embedded Redis, offline (mock provider).
+
+    Prints a gateway key, the ORBYT_REDIS_URL to export for `orbyt keys` / `orbyt usage`,
+    and a first request. Ctrl-C or SIGTERM drains open streams and stops everything; a
+    second signal stops at once.
+    """
+    from orbyt.cli.dev import run_dev
+
+    configure(log_level, json=os.environ.get("ORBYT_LOG_FORMAT", "text") == "json")
+    load_settings(warn=True)  # children get ORBYT_ENV=dev: no secret to check here
+    return run_dev(host, port, workers, log_level.lower())
+
+
+@cli.command()
+@click.option(
+    "--host",
+    envvar="ORBYT_HOST",
+    default="0.0.0.0",
+    show_default=True,
+    help="Interface to bind (env: ORBYT_HOST).",
+)
+@click.option(
+    "--port",
+    envvar="ORBYT_PORT",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="Port to bind, 0 for any free one (env: ORBYT_PORT).",
+)
+@click.option(
+    "--log-level", type=LOG_LEVELS, default="warning", show_default=True, help=_LOG_LEVEL_HELP
+)
+@click.option("--no-env-check", is_flag=True, hidden=True, help=_ENV_CHECK_HELP)
+def api(host: str, port: int, log_level: str, no_env_check: bool) -> int:
+    """Run the HTTP API.
+
+    Configured by ORBYT_* variables and the ORBYT_CONFIG file, like every API and worker.
+    """
+    run_api(host, port, log_level.lower(), env_check=not no_env_check)
+    return 0
+
+
+@cli.command()
+@click.option(
+    "--log-level", type=LOG_LEVELS, default="warning", show_default=True, help=_LOG_LEVEL_HELP
+)
+@click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
+@click.option("--no-env-check", is_flag=True, hidden=True, help=_ENV_CHECK_HELP)
+def worker(log_level: str, burst: bool, no_env_check: bool) -> int:
+    """Run a queue worker.
+
+    Configured by ORBYT_* variables and the ORBYT_CONFIG file, like every API and worker.
+    """
+    run_worker(log_level.lower(), burst, env_check=not no_env_check)
+    return 0
+
+
+admin_cli.register(cli)
+
+
+def _usage_error(exc: click.UsageError) -> int:
+    if isinstance(exc, click.exceptions.NoArgsIsHelpError) and exc.ctx is not None:
+        click.echo(exc.ctx.get_help(), err=True)
+        return exc.exit_code
+    path = exc.ctx.command_path if exc.ctx is not None else "orbyt"
+    print(f"{path}: {exc.format_message()} (see `{path} --help`)", file=sys.stderr)
+    return exc.exit_code
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="orbyt", description="Orbyt LLM gateway")
-    sub = parser.add_subparsers(dest="command", required=True)
-    dev = sub.add_parser("dev", help="API + worker + embedded Redis, offline mock provider")
-    dev.add_argument("--host", default="127.0.0.1")
-    dev.add_argument("--port", type=int, default=8080)
-    dev.add_argument("--workers", type=int, default=1)
-    api = sub.add_parser("api", help="run the HTTP API (configured by ORBYT_* env)")
-    api.add_argument("--host", default=os.environ.get("ORBYT_HOST", "0.0.0.0"))
-    api.add_argument("--port", type=int, default=int(os.environ.get("ORBYT_PORT", "8080")))
-    api.add_argument("--log-level", default="warning")
-    worker = sub.add_parser("worker", help="run a queue worker (configured by ORBYT_* env)")
-    worker.add_argument("--log-level", default="warning")
-    worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
-    admin_cli.add_commands(sub)
-    args = parser.parse_args(argv)
-    if args.command in ("keys", "usage"):
-        return admin_cli.run(args)
-    if args.command == "dev":
-        return run_dev(args.host, args.port, args.workers)
-    if args.command == "api":
-        run_api(args.host, args.port, args.log_level)
-    else:
-        run_worker(args.log_level, args.burst)
-    return 0
+    """Run the command line; returns the exit code (never raises for expected failures)."""
+    try:
+        result = cli.main(args=argv, prog_name="orbyt", standalone_mode=False)
+    except click.UsageError as exc:
+        return _usage_error(exc)
+    except click.ClickException as exc:
+        print(f"orbyt: {exc.format_message()}", file=sys.stderr)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        print("orbyt: aborted", file=sys.stderr)
+        return 1
+    except CliError as exc:
+        print(f"orbyt: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return result if isinstance(result, int) else 0

@@ -1,6 +1,8 @@
 """One settings object for API and workers: `ORBYT_*` environment variables and an optional
-config file (`ORBYT_CONFIG=path.toml|path.json`). Nested fields use `__`, e.g.
+config file (`ORBYT_CONFIG=path.yaml|path.toml|path.json`, read by `shared/config_file.py`;
+the environment wins over the file). Nested fields use `__`, e.g.
 `ORBYT_PROVIDERS__ANTHROPIC__KEYS='["sk-ant-..."]'`, `ORBYT_PROVIDERS__MYVLLM__ADAPTER=openai`.
+Every setting, commented: `orbyt.example.yaml` (a test keeps it complete).
 """
 
 from __future__ import annotations
@@ -14,12 +16,12 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
-    JsonConfigSettingsSource,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    TomlConfigSettingsSource,
 )
+
+from orbyt.shared.config_file import ConfigFileSource
 
 
 def _split_list(value: Any) -> Any:
@@ -143,11 +145,7 @@ class Settings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         config = os.environ.get("ORBYT_CONFIG")
         if config:
-            path = Path(config)
-            if path.suffix == ".toml":
-                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
-            else:
-                sources.append(JsonConfigSettingsSource(settings_cls, json_file=path))
+            sources.append(ConfigFileSource(settings_cls, Path(config)))
         return tuple(sources)
 
     def secrets(self) -> list[str]:
