@@ -21,6 +21,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from orbyt.shared.catalog import DeclaredModel
+
 
 def _split_list(value: Any) -> Any:
     """A JSON list or a comma-separated string, as env vars carry them."""
@@ -54,6 +56,8 @@ class ProviderConfig(BaseModel):
     keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
 
     deployments: list[DeploymentConfig] = Field(default_factory=list)
+    # models served here, merged over the shipped catalog (`shared.catalog.catalog_for`)
+    models: list[DeclaredModel] = Field(default_factory=list)
 
     @field_validator("keys", mode="before")
     @classmethod
