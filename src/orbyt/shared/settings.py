@@ -49,7 +49,9 @@ class DeploymentConfig(BaseModel):
 
 class ProviderConfig(BaseModel):
     """One upstream: which adapter speaks to it, where it is and the gateway's pool keys.
-    `deployments`, if given, replace base_url/keys with several routes for each model."""
+    `deployments`, if given, replace base_url/keys with several routes for each model.
+    `models` declares what it serves (capabilities, context window, prices), e.g.
+    `ORBYT_PROVIDERS__MYVLLM__MODELS='[{"id": "llama-3-8b", "capabilities": ["prefill"]}]'`."""
 
     adapter: str | None = None  # default: the provider's name; "openai" for compatible upstreams
     base_url: str | None = None
