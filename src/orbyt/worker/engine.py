@@ -223,9 +223,7 @@ class Walk:
             scrub_error(err, key)
             name_provider(err, route)
             if isinstance(attempt, StreamAttempt) and not err.before_content:
-                bill = attempt.bill()
-                if bill is not None:
-                    reply.cut(bill)
+                reply.cut(attempt.bill())
             raise
 
     async def _continue_or_fail(self, routes: list[Route], index: int) -> None:

@@ -56,9 +56,11 @@ class Reply:
         """An attempt was cut after content: the answer came from more than one route."""
         return bool(self._bills)
 
-    def cut(self, bill: Billed) -> None:
-        """Record the bill of an attempt cut after content reached the caller."""
-        self._bills.append(bill)
+    def cut(self, bill: Billed | None) -> None:
+        """Record the bill of an attempt cut after content reached the caller (None: it
+        sent nothing and reported nothing)."""
+        if bill is not None:
+            self._bills.append(bill)
 
     def settle(self, route: Route, usage: Json | None) -> Json | None:
         """The usage the caller gets: the answering attempt's own, plus every cut
