@@ -21,7 +21,7 @@ from orbyt.api.routes import admin, chat, health, models
 from orbyt.api.state import AppState
 from orbyt.api.usage import UsageBuffer
 from orbyt.shared import metrics
-from orbyt.shared.catalog import load_catalog
+from orbyt.shared.catalog import catalog_for
 from orbyt.shared.resp import PipelinedConnection
 from orbyt.shared.settings import Settings, get_settings
 
@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = Redis.from_url(settings.redis_url, max_connections=512)
         hub = ReplyHub(settings.redis_url, settings.reply_queue_frames)
-        catalog = load_catalog(settings.catalog_path)
+        catalog = catalog_for(settings)
         usage = UsageBuffer(redis, catalog)
         fast = PipelinedConnection(settings.redis_url)
         app.state.orbyt = AppState(

@@ -4,6 +4,10 @@
 fields: requests, errors, prompt_tokens, completion_tokens, cached_tokens, attempts,
 latency_ms, cost_micros (gateway-billed, USD millionths), byok_requests,
 provider_billed_cost_micros (what the caller's own provider account pays, for BYOK).
+
+An answer served by more than one attempt (a stream cut after content and continued on a
+fallback) carries `usage.by_model`, each attempt's share (`worker.billing`): its tokens and
+cost go to its own model's fields, the request itself to the model that answered.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from orbyt.shared.catalog import Catalog
+from orbyt.shared.logs import safe_name
 
 RETENTION_SECONDS = 90 * 86400
 
@@ -60,6 +65,48 @@ def counters(event: UsageEvent, catalog: Catalog) -> dict[str, int]:
     return out
 
 
+def increments(event: UsageEvent, catalog: Catalog) -> dict[tuple[str, str], int]:
+    """(model, field) -> increment for one finished request (pure): `counters` on the
+    answering model, or, with `usage.by_model`, each share's tokens on its own model."""
+    shares = (event.usage or {}).get("by_model")
+    if not isinstance(shares, list) or not shares:
+        return {(event.model, name): value for name, value in counters(event, catalog).items()}
+    model = event.model
+    out = {
+        (model, "requests"): 1,
+        (model, "attempts"): event.attempts,
+        (model, "latency_ms"): round(event.latency_ms),
+    }
+    if event.status >= 400:
+        out[(model, "errors")] = 1
+    elif event.key_source == "byok":
+        out[(model, "byok_requests")] = 1
+    for share in shares:
+        if isinstance(share, dict):
+            for key, value in _share(share, catalog).items():
+                out[key] = out.get(key, 0) + value
+    return out
+
+
+def _share(share: dict[str, Any], catalog: Catalog) -> dict[tuple[str, str], int]:
+    """One attempt's tokens and cost, on its own model."""
+    model = safe_name(str(share.get("model") or "unknown/unknown"))
+    prompt = _int(share.get("prompt_tokens"))
+    completion = _int(share.get("completion_tokens"))
+    cost = cost_micros(catalog, model, prompt, completion)
+    field = "provider_billed_cost_micros" if share.get("key_source") == "byok" else "cost_micros"
+    return {
+        (model, "prompt_tokens"): prompt,
+        (model, "completion_tokens"): completion,
+        (model, "cached_tokens"): _int(share.get("cached_tokens")),
+        (model, field): cost,
+    }
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
 def day(ts: float | None = None) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(ts))
 
@@ -75,9 +122,9 @@ class UsageBuffer:
 
     def add(self, event: UsageEvent) -> None:
         key = f"orbyt:usage:{event.key_id}:{day()}"
-        for name, value in counters(event, self._catalog).items():
+        for (model, name), value in increments(event, self._catalog).items():
             if value:
-                self._pending[(key, f"{event.model}|{name}")] += value
+                self._pending[(key, f"{model}|{name}")] += value
 
     async def flush(self) -> None:
         if not self._pending:

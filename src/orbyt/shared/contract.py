@@ -9,8 +9,10 @@ Reply frames on `orbyt:reply:{rid}` (pub/sub). Wire form, cheap to parse on the 
 kinds: S start (meta: worker) · D delta (payload: ready-to-send SSE bytes; the first D
 carries meta: model, provider, attempts, key_source) · H heartbeat · F done (meta: model,
 provider, attempts, key_source, usage; payload: the chat.completion body for non-stream) ·
-E error (meta: status, headers, attempts; payload: OpenAI error JSON). `seq` counts 0, 1,
-2, ... with no gaps; exactly one terminal F or E ends a reply.
+E error (meta: status, headers, attempts, and usage when an attempt was cut after content;
+payload: OpenAI error JSON). A `usage` meta may carry `by_model`: each attempt's share
+(`worker.billing`). `seq` counts 0, 1, 2, ... with no gaps; exactly one terminal F or E
+ends a reply.
 
 The metas are typed (`StartMeta`, `RouteMeta`, `ErrorMeta`) where they are written; on the
 wire they are plain JSON objects and `decode_frame` returns them as plain dicts.
@@ -95,6 +97,7 @@ class ErrorMeta(TypedDict):
     status: int
     headers: dict[str, str]
     attempts: int
+    usage: NotRequired[dict[str, Any]]  # tokens billed by attempts cut after content
 
 
 FrameMeta = StartMeta | RouteMeta | ErrorMeta

@@ -21,6 +21,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from orbyt.shared.catalog import DeclaredModel
 from orbyt.shared.config_file import ConfigFileSource
 
 
@@ -49,7 +50,9 @@ class DeploymentConfig(BaseModel):
 
 class ProviderConfig(BaseModel):
     """One upstream: which adapter speaks to it, where it is and the gateway's pool keys.
-    `deployments`, if given, replace base_url/keys with several routes for each model."""
+    `deployments`, if given, replace base_url/keys with several routes for each model.
+    `models` declares what it serves (capabilities, context window, prices), e.g.
+    `ORBYT_PROVIDERS__MYVLLM__MODELS='[{"id": "llama-3-8b", "capabilities": ["prefill"]}]'`."""
 
     adapter: str | None = None  # default: the provider's name; "openai" for compatible upstreams
     base_url: str | None = None
@@ -59,6 +62,8 @@ class ProviderConfig(BaseModel):
     extra_fields: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     deployments: list[DeploymentConfig] = Field(default_factory=list)
+    # models served here, merged over the shipped catalog (`shared.catalog.catalog_for`)
+    models: list[DeclaredModel] = Field(default_factory=list)
 
     @field_validator("keys", "extra_fields", mode="before")
     @classmethod

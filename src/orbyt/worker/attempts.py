@@ -3,7 +3,8 @@ any failure (with `before_content` telling whether the caller has seen content y
 
 `Attempt` is a non-stream attempt; `StreamAttempt` adds what a stream carries: the adapter's
 stream state, the chunk renderer, the bytes held back until the first content token and the
-start time its first-token and stall limits count from.
+start time its first-token and stall limits count from. A stream attempt cut after content
+reports its bill (`StreamAttempt.bill`) so the caller's usage covers it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from orbyt.shared.errors import Disposition, OrbytError, UpstreamError
 from orbyt.shared.providers import Target, UpstreamRequest
 from orbyt.shared.secret import Secret
 from orbyt.shared.sse import SSEDecoder, SSEEvent
+from orbyt.worker.billing import Billed, cut_usage
 from orbyt.worker.deployments import Route
 from orbyt.worker.render import ChunkRenderer, completion_body
 from orbyt.worker.reply import Reply
@@ -39,6 +41,16 @@ def target_for(route: Route, key: Secret | None) -> Target:
         api_key=key,
         max_output_tokens=route.info.max_output_tokens if route.info else None,
     )
+
+
+def name_provider(err: UpstreamError, route: Route) -> None:
+    """Adapters prefix their messages with their own name; the caller knows the provider
+    by the name it was declared under (`wall`, served by the `openai` adapter)."""
+    adapter, provider = route.adapter.name, route.cand["provider"]
+    prefix = f"{adapter}: "
+    if adapter != provider and err.message.startswith(prefix):
+        err.message = f"{provider}: {err.message[len(prefix) :]}"
+        err.args = (err.message,)
 
 
 def build_request(route: Route, target: Target, body: dict[str, Any]) -> UpstreamRequest:
@@ -90,7 +102,7 @@ class Attempt:
         parsed = route.adapter.parse_response(raw, self.target)
         reply = self.reply
         payload = completion_body(reply.completion_id, reply.created, route.cand["model"], parsed)
-        await reply.done(route, parsed.get("usage"), payload)
+        await reply.done(route, reply.settle(route, parsed.get("usage")), payload)
 
 
 class StreamAttempt(Attempt):
@@ -108,8 +120,12 @@ class StreamAttempt(Attempt):
         req: UpstreamRequest,
         stall_timeout: float,
         continuation: bool = False,
+        body: dict[str, Any] | None = None,
     ) -> None:
+        """`body`: the request as sent (a continuation's holds the prefill); default the
+        job's."""
         super().__init__(reply, job, client, route, target, req)
+        self.body = job["body"] if body is None else body
         self.stall_timeout = stall_timeout
         self.state = route.adapter.new_stream_state(job["body"], target)
         self.renderer = ChunkRenderer(
@@ -121,6 +137,7 @@ class StreamAttempt(Attempt):
         )
         self.pending: list[bytes] = []  # rendered, held back until the first content token
         self.started = 0.0  # loop time the attempt started
+        self.sent_chars = 0  # characters of text this attempt rendered
 
     async def run(self, limit: float) -> None:
         """Stream the answer; `limit` is the first-token limit."""
@@ -146,8 +163,22 @@ class StreamAttempt(Attempt):
             raise stream_cut(self.provider, not reply.sent)
         if not reply.sent:  # an empty answer is still an answer
             await self._emit([], force=True)
-        tail = renderer.usage_chunk() if self.job["include_usage"] and renderer.usage else b""
-        await reply.done(self.route, renderer.usage, tail)
+        usage = reply.settle(self.route, renderer.usage)
+        include_usage = self.job["include_usage"]
+        tail = b""
+        if (include_usage and usage) or reply.continued:  # headers name the first route
+            tail = renderer.usage_chunk(usage, reply.trailer(self.route))
+        await reply.done(self.route, usage, tail)
+
+    def bill(self) -> Billed | None:
+        """What this attempt cost if it was cut after sending text (None if it sent
+        nothing and reported no usage)."""
+        reported = self.renderer.usage
+        if not self.sent_chars and not reported:
+            return None
+        usage, estimated = cut_usage(reported, self.body, self.sent_chars)
+        cand = self.route.cand
+        return Billed(cand["model"], cand["key_source"], usage, estimated)
 
     def _timed_out(self) -> UpstreamError:
         started = self.renderer.content_started
@@ -195,7 +226,9 @@ class StreamAttempt(Attempt):
     async def _emit(self, out: list[bytes], force: bool = False) -> None:
         """Publish rendered bytes; hold them back until the first content token."""
         reply, renderer = self.reply, self.renderer
-        reply.took(renderer.take_text(), not renderer.plain_text_only)
+        text = renderer.take_text()
+        self.sent_chars += sum(map(len, text))
+        reply.took(text, not renderer.plain_text_only)
         if reply.sent:
             await reply.delta(b"".join(out))
             return

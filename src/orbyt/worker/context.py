@@ -16,7 +16,7 @@ from typing import Any
 from prometheus_client import start_http_server
 from redis.asyncio import Redis
 
-from orbyt.shared.catalog import Catalog, load_catalog
+from orbyt.shared.catalog import Catalog, catalog_for
 from orbyt.shared.resp import PipelinedConnection
 from orbyt.shared.settings import Settings
 from orbyt.worker.health import Health
@@ -43,7 +43,7 @@ class WorkerContext:
     def create(cls, settings: Settings, redis: Redis) -> WorkerContext:
         return cls(
             settings=settings,
-            catalog=load_catalog(settings.catalog_path),
+            catalog=catalog_for(settings),
             client=Upstream(settings),
             health=Health(redis, settings.breaker_failures, settings.breaker_cooldown),
             redis=redis,

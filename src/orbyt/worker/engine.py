@@ -21,7 +21,13 @@ from orbyt.shared.contract import ChatJob
 from orbyt.shared.errors import Disposition, UpstreamError
 from orbyt.shared.providers import adapters
 from orbyt.shared.secret import Secret
-from orbyt.worker.attempts import Attempt, StreamAttempt, build_request, target_for
+from orbyt.worker.attempts import (
+    Attempt,
+    StreamAttempt,
+    build_request,
+    name_provider,
+    target_for,
+)
 from orbyt.worker.byok import scrub_error
 from orbyt.worker.context import WorkerContext
 from orbyt.worker.deployments import Route, expand, order_routes
@@ -32,6 +38,7 @@ from orbyt.worker.policy import (
     RetryPolicy,
     Step,
     Verdict,
+    caller_may_retry,
     context_allows,
     final_error,
     next_action,
@@ -93,7 +100,9 @@ class Walk:
                 break
         if not self.errors:
             self.errors.append((0, _no_route()))
-        await self.reply.fail(final_error(self.errors))
+        err = final_error(self.errors)
+        err.headers["x-should-retry"] = str(caller_may_retry(err, self.reply.attempts)).lower()
+        await self.reply.fail(err)
 
     async def _routes(self) -> list[Route]:
         ctx, strategy = self.ctx, self.job["strategy"]
@@ -184,23 +193,37 @@ class Walk:
         limit: float,
         continuation: bool = False,
     ) -> None:
-        """One attempt: the boundary every upstream error leaves through, scrubbed."""
-        target = target_for(route, key)
-        req = build_request(route, target, body)
-        self.ctx.jobs.check(self.job["rid"])  # a cancel that raced the claim
-        self.reply.count_attempt()
+        """One attempt: the boundary every upstream error leaves through, scrubbed (some
+        upstreams quote the key they rejected) and naming the provider as declared. The
+        bill of a stream cut after content goes to the reply."""
         ctx, reply, job = self.ctx, self.reply, self.job
-        attempt = (
-            StreamAttempt(
-                reply, job, ctx.client, route, target, req, ctx.settings.stall_timeout, continuation
-            )
-            if job["stream"]
-            else Attempt(reply, job, ctx.client, route, target, req)
-        )
+        attempt: Attempt | None = None
         try:
+            target = target_for(route, key)
+            req = build_request(route, target, body)
+            ctx.jobs.check(job["rid"])  # a cancel that raced the claim
+            reply.count_attempt()
+            attempt = (
+                StreamAttempt(
+                    reply,
+                    job,
+                    ctx.client,
+                    route,
+                    target,
+                    req,
+                    ctx.settings.stall_timeout,
+                    continuation,
+                    body,
+                )
+                if job["stream"]
+                else Attempt(reply, job, ctx.client, route, target, req)
+            )
             await attempt.run(limit)
         except UpstreamError as err:  # some upstreams quote the key they rejected
             scrub_error(err, key, byok=route.byok)
+            name_provider(err, route)
+            if isinstance(attempt, StreamAttempt) and not err.before_content:
+                reply.cut(attempt.bill())
             raise
 
     async def _continue_or_fail(self, routes: list[Route], index: int) -> None:

@@ -82,6 +82,17 @@ def final_error(errors: Sequence[tuple[int, UpstreamError]]) -> UpstreamError:
     return [err for index, err in errors if index == first][-1]
 
 
+def caller_may_retry(err: UpstreamError, attempts: int) -> bool:
+    """`x-should-retry` of the error that ends a request after every route failed. The
+    OpenAI SDKs retry whatever says `true`, on top of the gateway's own retries (Node SDK:
+    36 upstream calls for one call). So once the gateway has retried or fallen back
+    (`attempts` > 1), the caller is told not to, unless a `Retry-After` says when to come
+    back; with one attempt (`extra.retry` 0, one route) the SDK's retry is the only one."""
+    if not err.should_retry:
+        return False
+    return err.retry_after is not None or attempts <= 1
+
+
 def verdict(err: UpstreamError) -> Verdict:
     """Only failures that say something about the route's health count against it."""
     if err.disposition in (Disposition.RETRY, Disposition.FAILOVER):

@@ -94,8 +94,15 @@ class ChunkRenderer:
     def plain_text_only(self) -> bool:
         return not self._tool_calls
 
-    def usage_chunk(self) -> bytes:
-        return self._prefix + orjson.dumps({"choices": [], "usage": self.usage})[1:] + b"\n\n"
+    def usage_chunk(self, usage: Json | None = None, orbyt: Json | None = None) -> bytes:
+        """The last chunk: `usage` (default: the upstream's) if the caller asked for it, and
+        Orbyt's `orbyt` object naming the final route (the SDKs keep unknown fields)."""
+        out: dict[str, Any] = {"choices": []}
+        if self._include_usage or orbyt is None:
+            out["usage"] = self.usage if usage is None else usage
+        if orbyt is not None:
+            out["orbyt"] = orbyt
+        return self._prefix + orjson.dumps(out)[1:] + b"\n\n"
 
 
 def _without_role(choice: Json) -> Json | None:

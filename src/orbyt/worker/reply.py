@@ -2,7 +2,8 @@
 
 `Reply` is the single owner of a job's state across its attempts (attempt count, whether
 content has reached the caller, the text sent so far for a prefill continuation, the time
-to first token); the engine and the attempts change it only through its methods.
+to first token, the bills of attempts cut after content); the engine and the attempts
+change it only through its methods.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import orjson
 
 from orbyt.shared.contract import ErrorMeta, RouteMeta
 from orbyt.shared.errors import OrbytError
+from orbyt.shared.providers.base import Json
+from orbyt.worker.billing import Billed, total_usage
 from orbyt.worker.deployments import Route
 from orbyt.worker.publisher import Publisher
 
@@ -20,6 +23,7 @@ from orbyt.worker.publisher import Publisher
 class Reply:
     __slots__ = (
         "_attempts",
+        "_bills",
         "completion_id",
         "created",
         "pub",
@@ -38,6 +42,7 @@ class Reply:
         self.text: list[str] = []  # plain text sent so far
         self.tool_calls_sent = False
         self.ttft_ms: float | None = None  # of the last successful attempt (stream only)
+        self._bills: list[Billed] = []  # attempts cut after content, then the final one
 
     @property
     def attempts(self) -> int:
@@ -45,6 +50,38 @@ class Reply:
 
     def count_attempt(self) -> None:
         self._attempts += 1
+
+    @property
+    def continued(self) -> bool:
+        """An attempt was cut after content: the answer came from more than one route."""
+        return bool(self._bills)
+
+    def cut(self, bill: Billed | None) -> None:
+        """Record the bill of an attempt cut after content reached the caller (None: it
+        sent nothing and reported nothing)."""
+        if bill is not None:
+            self._bills.append(bill)
+
+    def settle(self, route: Route, usage: Json | None) -> Json | None:
+        """The usage the caller gets: the answering attempt's own, plus every cut
+        attempt's before it."""
+        if not self._bills:
+            return usage
+        if usage:
+            self._bills.append(Billed(route.cand["model"], route.cand["key_source"], usage))
+        return total_usage(self._bills)
+
+    def trailer(self, route: Route) -> Json:
+        """The final route, for the last chunk (stream headers name the first one)."""
+        out: Json = {
+            "model": route.cand["model"],
+            "provider": route.cand["provider"],
+            "attempts": self._attempts,
+            "key_source": route.cand["key_source"],
+        }
+        if self._bills:
+            out["usage_by_model"] = [bill.entry() for bill in self._bills]
+        return out
 
     def meta(self, route: Route, usage: dict[str, Any] | None = None) -> RouteMeta:
         out = RouteMeta(
@@ -55,6 +92,8 @@ class Reply:
         )
         if usage is not None:
             out["usage"] = usage
+            if self._bills:  # each model's share, for the usage records
+                out["usage"] = {**usage, "by_model": [bill.entry() for bill in self._bills]}
         return out
 
     def took(self, text: list[str], tool_calls: bool) -> None:
@@ -75,9 +114,17 @@ class Reply:
         await self.pub.done(self.meta(route, usage), payload)
 
     async def fail(self, err: OrbytError) -> None:
-        await send_error(self.pub, err, self._attempts)
+        """End with `err`; the usage of attempts cut after content is still recorded."""
+        usage = None
+        if self._bills:
+            usage = {**total_usage(self._bills), "by_model": [b.entry() for b in self._bills]}
+        await send_error(self.pub, err, self._attempts, usage)
 
 
-async def send_error(pub: Publisher, err: OrbytError, attempts: int) -> None:
+async def send_error(
+    pub: Publisher, err: OrbytError, attempts: int, usage: Json | None = None
+) -> None:
     meta = ErrorMeta(status=err.status, headers=err.response_headers(), attempts=attempts)
+    if usage is not None:
+        meta["usage"] = usage
     await pub.error(meta, orjson.dumps(err.body()))

@@ -21,7 +21,13 @@ import orjson
 
 from orbyt.shared.errors import Disposition, UpstreamError
 from orbyt.shared.providers.base import UpstreamRequest
-from orbyt.shared.providers.mock import mock_completion, mock_error, mock_stream
+from orbyt.shared.providers.mock import (
+    MockCut,
+    mock_completion,
+    mock_cut_body,
+    mock_error,
+    mock_stream,
+)
 from orbyt.shared.settings import Settings
 
 
@@ -30,8 +36,11 @@ class _MockStream(httpx.AsyncByteStream):
         self._source = source
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._source:
-            yield chunk
+        try:
+            async for chunk in self._source:
+                yield chunk
+        except MockCut:  # `mock/cut`: as a dropped connection reaches the client
+            raise httpx.RemoteProtocolError("peer closed connection mid-body") from None
 
 
 class MockTransport(httpx.AsyncBaseTransport):
@@ -45,15 +54,19 @@ class MockTransport(httpx.AsyncBaseTransport):
         body = orjson.loads(await request.aread())
         failure = mock_error(str(body.get("model", "")))
         if failure is not None:
-            status, payload = failure
-            return httpx.Response(
-                status, content=payload, headers={"content-type": "application/json"}
-            )
+            headers = {"content-type": "application/json", **failure.headers}
+            return httpx.Response(failure.status, content=failure.body, headers=headers)
         if body.get("stream"):
             return httpx.Response(
                 200,
                 stream=_MockStream(mock_stream(body, self._ttft, self._per_token)),
                 headers={"content-type": "text/event-stream"},
+            )
+        if body.get("model") == "cut":
+            return httpx.Response(
+                200,
+                stream=_MockStream(mock_cut_body(body)),
+                headers={"content-type": "application/json"},
             )
         return httpx.Response(
             200, content=mock_completion(body), headers={"content-type": "application/json"}

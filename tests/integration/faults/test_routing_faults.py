@@ -151,7 +151,8 @@ def test_persistent_503_without_fallback_returns_the_original_503(
             )
     assert info.value.status_code == 503
     assert "The engine is currently overloaded" in info.value.message
-    assert info.value.response.headers["x-should-retry"] == "true"
+    # the gateway spent its retries: the SDK must not retry on top
+    assert info.value.response.headers["x-should-retry"] == "false"
     assert info.value.response.headers["x-orbyt-attempts"] == "2"
     assert len(fakes.primary.requests) == 2
 
@@ -346,7 +347,7 @@ def test_anthropic_529_everywhere_is_a_503(gw: Gateway, fakes: Fakes) -> None:
         )
     assert info.value.status_code == 503
     assert "Overloaded" in info.value.message
-    assert info.value.response.headers["x-should-retry"] == "true"
+    assert info.value.response.headers["x-should-retry"] == "false"  # retried already
     assert len(fakes.anthropic.requests) == 2
 
 

@@ -1,5 +1,12 @@
 from orbyt.shared.errors import Disposition, UpstreamError
-from orbyt.worker.policy import RetryPolicy, Step, backoff, final_error, next_action
+from orbyt.worker.policy import (
+    RetryPolicy,
+    Step,
+    backoff,
+    caller_may_retry,
+    final_error,
+    next_action,
+)
 
 
 def err(
@@ -68,3 +75,18 @@ def test_a_final_refusal_stops_only_when_the_primary_gives_it() -> None:
     assert stops_walk(err(Disposition.FINAL, 400), primary=True)
     assert not stops_walk(err(Disposition.FINAL, 400), primary=False)
     assert not stops_walk(err(Disposition.RETRY, 503), primary=True)
+
+
+def test_the_caller_is_told_not_to_retry_once_the_gateway_has_retried() -> None:
+    """Every route failed: the SDKs retry a `true` on top of the gateway's own retries."""
+    overloaded = err(Disposition.RETRY, 503)
+    assert caller_may_retry(overloaded, attempts=3) is False
+    assert caller_may_retry(overloaded, attempts=2) is False
+    # one attempt (extra.retry 0, one route): the SDK's retry is the only one
+    assert caller_may_retry(overloaded, attempts=1) is True
+    assert caller_may_retry(err(Disposition.FAILOVER, 504), attempts=0) is True
+    # a Retry-After says when to come back
+    assert caller_may_retry(err(Disposition.RETRY, 429, retry_after=30.0), attempts=3) is True
+    # never for what a retry cannot fix
+    assert caller_may_retry(err(Disposition.FINAL, 400), attempts=1) is False
+    assert caller_may_retry(err(Disposition.QUOTA, 429, retry_after=5.0), attempts=1) is False

@@ -30,3 +30,18 @@ def test_chunks_have_no_usage_key_otherwise() -> None:
     body = _parse(ChunkRenderer("chatcmpl-1", 1767225600, "m").render(CHUNK))
     assert "usage" not in body
     assert list(body)[:4] == ["id", "object", "created", "model"]
+
+
+def test_the_last_chunk_names_the_final_route_and_the_sdk_keeps_it() -> None:
+    """Stream headers are fixed at the first token; after a continuation the last chunk
+    says which route finished the answer. The official SDK keeps the unknown field."""
+    orbyt = {"model": "backup/prefill", "provider": "backup", "attempts": 2, "key_source": "pool"}
+    usage = {"prompt_tokens": 9, "completion_tokens": 60, "total_tokens": 69}
+    with_usage = ChunkRenderer("chatcmpl-1", 1767225600, "backup/prefill", include_usage=True)
+    chunk = ChatCompletionChunk.model_validate(_parse(with_usage.usage_chunk(usage, orbyt)))
+    assert chunk.usage is not None and chunk.usage.completion_tokens == 60
+    assert chunk.model_extra == {"orbyt": orbyt}
+    plain = ChunkRenderer("chatcmpl-1", 1767225600, "backup/prefill")
+    body = _parse(plain.usage_chunk(usage, orbyt))
+    assert "usage" not in body and body["choices"] == [] and body["orbyt"] == orbyt
+    assert ChatCompletionChunk.model_validate(body).model_extra == {"orbyt": orbyt}

@@ -4,8 +4,11 @@ It speaks OpenAI's wire format from inside the worker (an httpx transport on the
 `mock://` scheme), so a first request works with no provider account and no network.
 The answer is `max_tokens` (default 16) tokens: the words of the last user message
 repeated, then `mock` filler. Delays come from settings (`ORBYT_MOCK__TTFT_MS`,
-`ORBYT_MOCK__TOKEN_MS`). Model `mock/error-429` and `mock/error-500` always fail with that
-status, for trying fallbacks offline.
+`ORBYT_MOCK__TOKEN_MS`). Besides `mock/echo` and `mock/echo-backup`, models that fail in
+documented ways let you watch retries and fallbacks offline: `mock/flaky-503` (always 503),
+`mock/rate-limited` (429 with `Retry-After: 1`), `mock/cut` (the stream drops half-way),
+`mock/error-<status>`; any other `mock/...` model is a 404 `model_not_found`
+(`upstream.py` has the list).
 
 The adapter is OpenAI's (`openai.dialect`): request, response, stream and error mapping are
 all inherited, so this provider has no role modules of its own. `upstream.py` is the other
@@ -17,10 +20,26 @@ from __future__ import annotations
 from typing import ClassVar
 
 from orbyt.shared.providers.base import Adapter, StreamState
-from orbyt.shared.providers.mock.upstream import mock_completion, mock_error, mock_stream
+from orbyt.shared.providers.mock.upstream import (
+    MockCut,
+    MockFailure,
+    mock_completion,
+    mock_cut_body,
+    mock_error,
+    mock_stream,
+)
 from orbyt.shared.providers.openai import OpenAIAdapter
 
-__all__ = ["ADAPTER", "MockAdapter", "mock_completion", "mock_error", "mock_stream"]
+__all__ = [
+    "ADAPTER",
+    "MockAdapter",
+    "MockCut",
+    "MockFailure",
+    "mock_completion",
+    "mock_cut_body",
+    "mock_error",
+    "mock_stream",
+]
 
 
 class MockAdapter(OpenAIAdapter):
