@@ -94,7 +94,7 @@ class Exchange:
     ) -> bool:
         if self._watcher is not None:
             self._watcher.cancel()
-        gone = self.gone or isinstance(exc, ClientGone)
+        gone = self.gone or isinstance(exc, ClientGone | asyncio.CancelledError)
         if self._queued and not self._settled:
             self._st.spawn(self._abandon())
         if self._sub is not None:

@@ -18,12 +18,14 @@ log = logging.getLogger("orbyt.api")
 
 
 class Ledger:
-    def __init__(self, st: AppState, principal: Principal, rid: str, primary: Candidate) -> None:
+    def __init__(
+        self, st: AppState, principal: Principal, rid: str, primary: Candidate, started: float
+    ) -> None:
         self._st = st
         self._principal = principal
         self._rid = rid
         self._primary = primary  # named in the record until a worker says who answered
-        self._started = time.monotonic()
+        self._started = started  # time.monotonic() when the request was accepted
         self.closed = False
 
     async def close(self, status: int, meta: dict[str, Any] | None) -> None:

@@ -9,6 +9,7 @@ middleware added here cannot skip the busiest route. `RequireKey` puts operator 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -45,7 +46,7 @@ class SecurityHeaders:
         await self.app(scope, receive, with_security_headers(send))
 
 
-EDGE: list[type[SecurityHeaders]] = [SecurityHeaders]  # outermost first
+EDGE: list[Callable[[ASGIApp], ASGIApp]] = [SecurityHeaders]  # outermost first
 
 
 def edge(app: ASGIApp) -> ASGIApp:

@@ -117,6 +117,7 @@ async def open_exchange(st: AppState, request: Request, rid: str) -> Exchange:
     principal = await st.auth.authenticate(
         request.headers.get("authorization"), rid, hold_for=settings.default_timeout * 2
     )
+    started = time.monotonic()
     try:
         body, req = parse_chat_request(
             await read_limited(request, settings.max_body_bytes), settings.max_messages
@@ -126,7 +127,7 @@ async def open_exchange(st: AppState, request: Request, rid: str) -> Exchange:
     except BaseException:
         st.spawn(st.auth.release(principal, rid))
         raise
-    ledger = Ledger(st, principal, rid, job["plan"][0])
+    ledger = Ledger(st, principal, rid, job["plan"][0], started)
     sidecar: Sidecar | None = None
     if byok_keys is not None:
         try:
