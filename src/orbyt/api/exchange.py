@@ -95,10 +95,10 @@ class Exchange:
         if self._watcher is not None:
             self._watcher.cancel()
         gone = self.gone or isinstance(exc, ClientGone | asyncio.CancelledError)
+        if self._sub is not None:  # first: a worker's start frame then finds nobody
+            self._st.hub.unsubscribe(self._sub)  # listening and the worker stops by itself
         if self._queued and not self._settled:
             self._st.spawn(self._abandon())
-        if self._sub is not None:
-            self._st.hub.unsubscribe(self._sub)
         if gone:
             await self._ledger.close(499, None)
         elif isinstance(exc, OrbytError):

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
+from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -148,6 +149,8 @@ class ChatEndpoint:
             exchange = await open_exchange(st, Request(scope, receive), rid)
             async with exchange:
                 await answer(exchange, await exchange.start(), send)
+        except ClientDisconnect:  # gone before its body arrived: nobody to answer
+            return
         except Exception as exc:  # nothing was sent yet: the one error mapper
             await render_exception(exc, PATH, rid)(scope, receive, send)
 
