@@ -246,3 +246,20 @@ async def test_metrics_and_openapi_behind_the_metrics_key_when_set(
         schema = await client.get("/openapi.json", headers={"authorization": f"Bearer {key}"})
         chat = schema.json()["paths"]["/v1/chat/completions"]["post"]
         assert chat["requestBody"]["content"]["application/json"]["schema"]["properties"]["model"]
+
+
+async def test_a_client_gone_before_its_body_arrived_is_no_error(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await asyncio.wait_for(env.asgi(scope(), receive, send), 2)
+    assert sent == []
+    assert [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")] == []
+    assert await env.redis.zcard(QUEUE) == 0
