@@ -200,11 +200,6 @@ def test_cut_on_the_primary_continues_on_a_declared_model_and_bills_both(
     assert records[DECLARED]["requests"] == 1 and records[DECLARED]["attempts"] == 2
 
 
-@pytest.mark.xfail(
-    reason="api/relay.py (being rewritten elsewhere) passes the first frame's meta to finish "
-    "for an in-band error, not the E frame's, so the E meta's `usage` is not recorded yet",
-    strict=False,
-)
 def test_a_cut_that_cannot_be_continued_still_records_its_tokens(
     gw: Gateway, primary: FakeOpenAI, key: Any
 ) -> None:

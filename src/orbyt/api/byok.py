@@ -1,8 +1,7 @@
-"""BYOK on the API side: validate the caller's keys, seal them, park them in Redis (DESIGN §5)."""
+"""BYOK on the API side: validate the caller's keys and seal them into the side-car that is
+written with the job (`api.queue.enqueue`; DESIGN §5)."""
 
 from __future__ import annotations
-
-from redis.asyncio import Redis
 
 from orbyt.api.keyshapes import key_shape_problem
 from orbyt.shared.contract import Candidate, byok_key
@@ -37,9 +36,3 @@ def seal_sidecar(settings: Settings, rid: str, keys: dict[str, str]) -> tuple[st
         )
     blob = seal(keys, settings.secret_key.get_secret_value(), rid)
     return byok_key(rid), blob, int(settings.byok_ttl * 1000)
-
-
-async def park_byok(redis: Redis, settings: Settings, rid: str, keys: dict[str, str]) -> None:
-    """Write the sealed side-car on its own (the chat route writes it inside the enqueue)."""
-    key, blob, ttl_ms = seal_sidecar(settings, rid, keys)
-    await redis.set(key, blob, px=ttl_ms)

@@ -7,16 +7,18 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from redis.asyncio import Redis
 
 from orbyt.api import errors
 from orbyt.api import metrics as metrics_route
 from orbyt.api.auth import Authenticator
 from orbyt.api.fastpath import ChatFastPath
-from orbyt.api.middleware import SecurityHeaders
-from orbyt.api.replies import ReplyHub
+from orbyt.api.middleware import EDGE, RequireKey
+from orbyt.api.pubsub_hub import PubSubHub
 from orbyt.api.routes import admin, chat, health, models
 from orbyt.api.state import AppState
 from orbyt.api.usage import UsageBuffer
@@ -26,6 +28,7 @@ from orbyt.shared.resp import PipelinedConnection
 from orbyt.shared.settings import Settings, get_settings
 
 log = logging.getLogger("orbyt.api")
+PROTECTED_PATHS = frozenset({"/metrics", "/openapi.json"})  # with ORBYT_METRICS_KEY set
 
 
 async def _flush_usage(usage: UsageBuffer, interval: float = 1.0) -> None:
@@ -43,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = Redis.from_url(settings.redis_url, max_connections=512)
-        hub = ReplyHub(settings.redis_url, settings.reply_queue_frames)
+        hub = PubSubHub(settings.redis_url, settings.reply_queue_frames)
         catalog = catalog_for(settings)
         usage = UsageBuffer(redis, catalog)
         fast = PipelinedConnection(settings.redis_url)
@@ -71,13 +74,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Orbyt", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     errors.install(app)
-    app.add_middleware(SecurityHeaders)
+    if settings.metrics_key is not None:
+        key = settings.metrics_key.get_secret_value()
+        app.add_middleware(RequireKey, key=key, paths=PROTECTED_PATHS)
+    for middleware in reversed(EDGE):
+        app.add_middleware(middleware)
     app.include_router(chat.router)
     app.include_router(models.router)
     app.include_router(health.router)
     app.include_router(admin.router)
     app.include_router(metrics_route.router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document plus the chat route, which is a plain ASGI endpoint."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        schema["paths"] = {chat.PATH: {"post": chat.openapi_operation()}, **schema["paths"]}
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 def create_asgi(settings: Settings | None = None) -> ChatFastPath:

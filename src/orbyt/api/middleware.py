@@ -1,8 +1,20 @@
-"""Security headers on every response, as a pure ASGI middleware (cheap on the hot path)."""
+"""The API's pure ASGI middleware (cheap on the hot path).
+
+`EDGE` is the one list of middleware every response passes through: `api.main` installs it
+on the FastAPI app and `api.fastpath` wraps the chat endpoint in the same list (`edge`), so
+middleware added here cannot skip the busiest route. `RequireKey` puts operator endpoints
+(`/metrics`, `/openapi.json`) behind a bearer key when one is configured.
+"""
 
 from __future__ import annotations
 
+import hmac
+from collections.abc import Callable
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from orbyt.api.errors import error_response
+from orbyt.shared.errors import AuthenticationFailed
 
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -32,3 +44,31 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         await self.app(scope, receive, with_security_headers(send))
+
+
+EDGE: list[Callable[[ASGIApp], ASGIApp]] = [SecurityHeaders]  # outermost first
+
+
+def edge(app: ASGIApp) -> ASGIApp:
+    """`app` wrapped in the EDGE middleware, in the order FastAPI would apply them."""
+    for middleware in reversed(EDGE):
+        app = middleware(app)
+    return app
+
+
+class RequireKey:
+    """401 on `paths` unless the request carries `Authorization: Bearer <key>`."""
+
+    def __init__(self, app: ASGIApp, key: str, paths: frozenset[str]) -> None:
+        self.app = app
+        self._expected = f"Bearer {key}".encode()
+        self._paths = paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in self._paths:
+            given = dict(scope.get("headers") or ()).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self._expected):
+                denied = AuthenticationFailed("This endpoint needs the operator's metrics key.")
+                await error_response(denied)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

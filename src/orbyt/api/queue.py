@@ -1,13 +1,16 @@
-"""Putting chat jobs on the arq queue, and taking them back when nobody picks them up.
+"""Putting chat jobs on the arq queue, taking them back, and calling them off.
 
 The job is written in arq's own format (`arq.jobs.serialize_job`, JSON serializer) with one
 pipelined round trip: job key with a short expiry (= the pickup timeout), queue entry, and a
-wake-up message for idle workers.
+wake-up message for idle workers. `withdraw` takes back a job nobody picked up in time;
+`abandon` calls off a job whose caller went away, wherever it is.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
+from typing import cast
 
 import orjson
 from arq.jobs import serialize_job
@@ -64,10 +67,25 @@ async def withdraw(redis: Redis, queue: str, rid: str) -> bool:
     return bool(removed)
 
 
-async def cancel(redis: Redis, rid: str) -> None:
-    """The caller went away: tell whichever worker runs the job, and drop its BYOK key."""
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.set(cancel_key(rid), b"1", ex=60)
-        pipe.delete(byok_key(rid))
-        pipe.publish(CANCEL_CHANNEL, rid.encode())
-        await pipe.execute()
+# KEYS: cancel key, queue, job key, BYOK side-car. ARGV: rid, cancel channel.
+# The cancel key is set first, so a worker claiming the job at this very moment sees it
+# before calling the upstream; a job still queued is withdrawn (it never starts); a job a
+# worker already holds is told over the cancel channel. Returns 1 if withdrawn.
+_ABANDON = """
+redis.call('SET', KEYS[1], '1', 'EX', 60)
+redis.call('DEL', KEYS[4])
+if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then
+  redis.call('DEL', KEYS[3])
+  return 1
+end
+redis.call('PUBLISH', ARGV[2], ARGV[1])
+return 0
+"""
+
+
+async def abandon(redis: Redis, queue: str, rid: str) -> bool:
+    """The caller went away: the job never starts, or its worker stops; its BYOK side-car
+    is deleted either way. True if it was still queued (withdrawn)."""
+    keys = [cancel_key(rid), queue, ARQ_JOB_PREFIX + rid, byok_key(rid)]
+    withdrawn = await cast("Awaitable[int]", redis.eval(_ABANDON, 4, *keys, rid, CANCEL_CHANNEL))
+    return bool(withdrawn)

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
 
 from orbyt.api.auth import Authenticator
-from orbyt.api.replies import ReplyHub
+from orbyt.api.pubsub_hub import PubSubHub
 from orbyt.api.usage import UsageBuffer
 from orbyt.shared.catalog import Catalog
 from orbyt.shared.resp import PipelinedConnection
 from orbyt.shared.settings import Settings
+
+log = logging.getLogger("orbyt.api")
 
 
 @dataclass
@@ -21,14 +25,22 @@ class AppState:
     settings: Settings
     catalog: Catalog
     redis: Redis
-    hub: ReplyHub
+    hub: PubSubHub
     auth: Authenticator
     usage: UsageBuffer
     fast: PipelinedConnection  # hot-path commands (enqueue)
     background: set[asyncio.Task[Any]] = field(default_factory=set)
 
-    def spawn(self, coro: Any) -> None:
-        """Fire-and-forget work that must survive the request's cancellation."""
-        task = asyncio.get_running_loop().create_task(coro)
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Fire-and-forget work that must outlive the request; a failure is one WARNING
+        line (Redis away is an expected event), never an unretrieved task exception."""
+        task = asyncio.get_running_loop().create_task(
+            coro, name=getattr(coro, "__qualname__", None)
+        )
         self.background.add(task)
-        task.add_done_callback(self.background.discard)
+        task.add_done_callback(self._settle)
+
+    def _settle(self, task: asyncio.Task[Any]) -> None:
+        self.background.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.warning("background %s failed: %s", task.get_name(), type(exc).__name__)

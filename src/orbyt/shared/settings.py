@@ -160,6 +160,11 @@ class Settings(BaseSettings):
     def provider(self, name: str) -> ProviderConfig:
         return self.providers.get(name) or ProviderConfig()
 
+    # API exposure
+    # ORBYT_METRICS_KEY: when set, the API's /metrics and /openapi.json answer only requests
+    # with `Authorization: Bearer <it>` (401 otherwise); unset, both are public.
+    metrics_key: SecretStr | None = None
+
 
 @cache
 def get_settings() -> Settings:

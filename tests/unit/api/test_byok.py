@@ -9,7 +9,7 @@ import fakeredis
 import pytest
 from pydantic import SecretStr
 
-from orbyt.api.byok import byok_map, park_byok
+from orbyt.api.byok import byok_map, seal_sidecar
 from orbyt.shared.contract import Candidate, byok_key
 from orbyt.shared.errors import (
     Disposition,
@@ -27,6 +27,12 @@ SECRET = "Zt8qL2mVx9RwK4pN7sJc3hY6bD1fG5aQ0eUiOoTr"
 OPENAI = "sk-proj-" + "a1B2c3D4e5F6" * 6 + "T3BlbkFJ" + "g7H8i9J0k1L2" * 6
 ANTHROPIC = "sk-ant-api03-" + "Zx8Yw7Vu6Ts5" * 7 + "R4Qp3On2m" + "AA"
 SHAPELESS = "Zq4Wm8Rt2Xy6Kp0Lv3Nb7Hc1Fd5Gs9Jw"
+
+
+async def park_byok(redis: Any, settings: Settings, rid: str, keys: dict[str, str]) -> None:
+    """The side-car as the chat route writes it (inside the enqueue), on its own."""
+    key, blob, ttl_ms = seal_sidecar(settings, rid, keys)
+    await redis.set(key, blob, px=ttl_ms)
 
 
 def settings(**kw: Any) -> Settings:

@@ -1,35 +1,46 @@
-"""POST /v1/chat/completions: authenticate, validate, enqueue, relay (DESIGN §6.2)."""
+"""POST /v1/chat/completions: authenticate, validate, build the job, render the answer
+(DESIGN §6.2); `api.exchange` owns everything in between.
+
+The endpoint is a plain ASGI callable, not a FastAPI handler: it renders straight to `send`
+a JSON answer, an error, or a lean SSE stream whose headers go out only with the first
+content frame (so a request that fails everywhere gets a real HTTP error status). FastAPI
+serves it as a Starlette route (its OpenAPI entry is `openapi_operation`); `orbyt api`
+serves it through `api.fastpath`. Errors go through the one mapper, `errors.render_exception`.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 import uuid
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
-from redis.exceptions import RedisError
+from starlette.requests import ClientDisconnect
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
-from orbyt.api import queue
 from orbyt.api.auth import Principal
 from orbyt.api.byok import byok_map, seal_sidecar
-from orbyt.api.errors import error_response
-from orbyt.api.metrics import observe_request
-from orbyt.api.relay import Reply, finish_once, lost_error, start_stream, wait_for_pickup
-from orbyt.api.replies import ReplyLost
+from orbyt.api.errors import render_exception
+from orbyt.api.exchange import ClientGone, Exchange, Sidecar, frame_status
+from orbyt.api.ledger import Ledger
+from orbyt.api.rendering import header_list, send_whole
 from orbyt.api.state import AppState
-from orbyt.api.usage import UsageEvent
 from orbyt.shared import metrics
-from orbyt.shared.contract import Candidate, ChatJob, reply_channel
-from orbyt.shared.errors import PermissionDenied, RequestTooLarge, ServiceUnavailable
-from orbyt.shared.logs import request_id_var, safe_name
+from orbyt.shared.contract import DELTA, DONE, ERROR, Candidate, ChatJob, Frame, reply_channel
+from orbyt.shared.errors import OrbytError, PermissionDenied, RequestTooLarge
+from orbyt.shared.logs import request_id_var
 from orbyt.shared.routing import resolve_plan
+from orbyt.shared.sse import DONE as SSE_DONE
+from orbyt.shared.sse import encode_data
 from orbyt.shared.wire import ChatRequest, chat_request_schema, check_fields, parse_chat_request
 
-router = APIRouter()
-log = logging.getLogger("orbyt.api")
+PATH = "/v1/chat/completions"
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"x-accel-buffering", b"no"),
+]
 
 
 async def read_limited(request: Request, limit: int) -> bytes:
@@ -84,25 +95,27 @@ def build_job(
     )
 
 
-@router.post(
-    "/v1/chat/completions",
-    openapi_extra={
+def openapi_operation() -> dict[str, Any]:
+    """The OpenAPI entry of the chat route (FastAPI documents only its own handlers)."""
+    return {
+        "summary": "Chat Completions",
+        "description": "OpenAI's chat completions, routed with fallbacks (`extra`).",
+        "operationId": "chat_completions_v1_chat_completions_post",
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": chat_request_schema()}},
-        }
-    },
-)
-async def chat_completions(request: Request) -> Response:
-    """The documented route; `orbyt api` serves the same handler through api.fastpath."""
-    return await handle_chat(request.app.state.orbyt, request)
+        },
+        "responses": {
+            "200": {"description": "Successful Response", "content": {"application/json": {}}}
+        },
+    }
 
 
-async def handle_chat(st: AppState, request: Request) -> Response:
-    settings = st.settings
-    rid = uuid.uuid4().hex
+async def open_exchange(st: AppState, request: Request, rid: str) -> Exchange:
+    """Authenticate, parse and validate: the exchange that will serve the request."""
     request.state.request_id = rid
     request_id_var.set(rid)
+    settings = st.settings
     principal = await st.auth.authenticate(
         request.headers.get("authorization"), rid, hold_for=settings.default_timeout * 2
     )
@@ -116,86 +129,93 @@ async def handle_chat(st: AppState, request: Request) -> Response:
     except BaseException:
         st.spawn(st.auth.release(principal, rid))
         raise
-
-    async def finish(status: int, meta: dict[str, Any] | None) -> None:
-        """How the request ended: usage record and limit release (never fails a request)."""
-        meta = meta or {}
-        event = UsageEvent(
-            principal.key_id,
-            safe_name(str(meta.get("model") or job["plan"][0]["model"])),
-            str(meta.get("provider") or job["plan"][0]["provider"]),
-            str(meta.get("key_source") or job["plan"][0]["key_source"]),
-            status,
-            int(meta.get("attempts") or 0),
-            (time.monotonic() - started) * 1000,
-            meta.get("usage"),
-        )
-        observe_request(st.catalog, event)
-        log.info(
-            "request finished",
-            extra={
-                "event": "request",
-                "model": event.model,
-                "provider": event.provider,
-                "status": status,
-                "attempts": event.attempts,
-                "key_source": event.key_source,
-                "key_id": event.key_id,
-                "latency_ms": round(event.latency_ms, 1),
-            },
-        )
-        st.usage.add(event)
+    ledger = Ledger(st, principal, rid, job["plan"][0], started)
+    sidecar: Sidecar | None = None
+    if byok_keys is not None:
         try:
-            await st.auth.release(principal, rid)
-        except Exception as exc:  # accounting must never fail a request
-            log.warning("concurrency release failed: %s", type(exc).__name__)
+            sidecar = seal_sidecar(settings, rid, byok_keys)
+        except OrbytError as err:
+            await ledger.close(err.status, None)
+            raise
+    return Exchange(st, job, sidecar, ledger, request.receive)
 
-    return await dispatch(st, request, job, byok_keys, finish)
+
+class ChatEndpoint:
+    """The ASGI endpoint of POST /v1/chat/completions (the app's state in `scope["app"]`)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        st: AppState = scope["app"].state.orbyt
+        rid = uuid.uuid4().hex
+        try:
+            exchange = await open_exchange(st, Request(scope, receive), rid)
+            async with exchange:
+                await answer(exchange, await exchange.start(), send)
+        except ClientDisconnect:  # gone before its body arrived: nobody to answer
+            return
+        except Exception as exc:  # nothing was sent yet: the one error mapper
+            await render_exception(exc, PATH, rid)(scope, receive, send)
 
 
-async def dispatch(
-    st: AppState, request: Request, job: ChatJob, byok_keys: dict[str, str] | None, finish: Any
-) -> Response:
-    rid = job["rid"]
-    started = time.monotonic()
+router = APIRouter()
+router.routes.append(Route(PATH, ChatEndpoint(), methods=["POST"], include_in_schema=False))
+
+
+def route_headers(rid: str, meta: dict[str, Any] | None) -> list[tuple[bytes, bytes]]:
+    headers: dict[str, object] = {"x-request-id": rid}
+    if meta:
+        headers["x-orbyt-model"] = meta.get("model")
+        headers["x-orbyt-provider"] = meta.get("provider")
+        headers["x-orbyt-attempts"] = meta.get("attempts")
+        headers["x-orbyt-key-source"] = meta.get("key_source")
+    return header_list(headers)
+
+
+async def send_frame_error(send: Send, frame: Frame, rid: str) -> None:
+    """A worker's ERROR frame as the HTTP answer: its status, its (upstream) headers."""
+    meta = frame.meta or {}
+    headers: dict[str, object] = dict(meta.get("headers") or {})
+    headers["x-request-id"] = rid
+    if meta.get("attempts"):
+        headers["x-orbyt-attempts"] = meta["attempts"]
+    await send_whole(send, frame_status(frame), frame.payload, header_list(headers))
+
+
+async def answer(ex: Exchange, first: Frame, send: Send) -> None:
+    rid = ex.job["rid"]
+    if first.kind == ERROR:
+        await send_frame_error(send, first, rid)
+    elif ex.job["stream"]:
+        await stream(ex, first, send)
+    else:  # a non-stream reply is one DONE frame
+        await send_whole(send, 200, first.payload, route_headers(rid, first.meta))
+
+
+async def stream(ex: Exchange, frame: Frame, send: Send) -> None:
+    headers = SSE_HEADERS + route_headers(ex.job["rid"], frame.meta)
+    metrics.ACTIVE_STREAMS.inc()
     try:
-        sub = await st.hub.subscribe(job["channel"])
-    except (OSError, TimeoutError):
-        st.spawn(finish(503, None))
-        raise ServiceUnavailable(
-            "The gateway cannot reach Redis.", code="redis_unavailable"
-        ) from None
-    reply = Reply(sub, st.settings.heartbeat_timeout)
-    handed_off = False
-    try:
-        sidecar = seal_sidecar(st.settings, rid, byok_keys) if byok_keys is not None else None
-        await queue.enqueue(
-            st.fast, st.settings.chat_queue, job, st.settings.pickup_timeout, sidecar
-        )
-        metrics.ENQUEUE_SECONDS.observe(time.monotonic() - started)
-        await wait_for_pickup(st, reply, rid)
-        if job["stream"]:
-            response = await start_stream(st, reply, rid, finish)
-            handed_off = True
-            return response
-        return await finish_once(reply, rid, request, finish)
-    except (ReplyLost, TimeoutError) as exc:
-        st.spawn(queue.cancel(st.redis, rid))
-        err = lost_error(exc)
-        st.spawn(finish(err.status, None))
-        return error_response(err, rid)
-    except asyncio.CancelledError:
-        st.spawn(queue.cancel(st.redis, rid))
-        st.spawn(finish(499, None))
-        raise
-    except (OSError, RedisError):
-        st.spawn(finish(503, None))
-        raise ServiceUnavailable(
-            "The gateway cannot reach Redis.", code="redis_unavailable"
-        ) from None
-    except Exception:
-        st.spawn(finish(503, None))
-        raise
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        while True:
+            await send({"type": "http.response.body", "body": sse_bytes(frame), "more_body": True})
+            if frame.kind != DELTA:
+                break
+            try:
+                frame = await ex.next()
+            except OrbytError as err:  # the reply broke: said in-band, then the stream ends
+                body = encode_data(orjson.dumps(err.body()))
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+                break
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    except OSError:  # a server that raises on a write to a closed socket
+        raise ClientGone from None
     finally:
-        if not handed_off:
-            st.hub.unsubscribe(sub)
+        metrics.ACTIVE_STREAMS.dec()
+
+
+def sse_bytes(frame: Frame) -> bytes:
+    """A DELTA frame's payload is SSE already; DONE adds `[DONE]`; ERROR is wrapped."""
+    if frame.kind == DELTA:
+        return frame.payload
+    if frame.kind == DONE:
+        return frame.payload + SSE_DONE if frame.payload else SSE_DONE
+    return encode_data(frame.payload)

@@ -1,9 +1,10 @@
-"""One multiplexed pub/sub connection per API process (DESIGN §6.2).
+"""The API's pub/sub hub: one multiplexed connection per API process (DESIGN §6.2).
 
 A single reader task parses RESP push messages (hiredis) and fans frames out to bounded
 per-request buffers. `subscribe` returns only once Redis has confirmed the subscription,
 so a worker can never publish into the void. A request whose buffer overflows is dropped
-alone; a lost connection fails every in-flight reply cleanly and is re-established.
+alone; a lost connection fails every in-flight subscription cleanly and is re-established.
+The hub knows channels and bytes only; `api.exchange` gives the frames their meaning.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ import hiredis
 
 from orbyt.shared.resp import command, open_connection
 
-log = logging.getLogger("orbyt.api.replies")
+log = logging.getLogger("orbyt.api.pubsub")
 
 
-class ReplyLost(Exception):
-    """The reply stream broke: connection lost or the caller fell too far behind."""
+class SubscriptionFailed(Exception):
+    """A subscription broke: connection lost, the caller fell too far behind, or its owner
+    closed it (the API side; the worker's `ReplyGone` means nobody listens any more)."""
 
 
 class Subscription:
@@ -48,17 +50,17 @@ class Subscription:
         self._event.set()
 
     async def next(self, timeout: float) -> bytes:
-        """The next frame; TimeoutError if none comes in time; ReplyLost if broken."""
+        """The next message; TimeoutError if none comes in time; SubscriptionFailed if broken."""
         while not self.frames:
             if self.failed:
-                raise ReplyLost(self.failed)
+                raise SubscriptionFailed(self.failed)
             self._event.clear()
             async with asyncio.timeout(timeout):
                 await self._event.wait()
         return self.frames.popleft()
 
 
-class ReplyHub:
+class PubSubHub:
     def __init__(self, redis_url: str, queue_limit: int) -> None:
         self._url = redis_url
         self._limit = queue_limit
