@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from orbyt.api.pubsub_hub import PubSubHub, SubscriptionFailed
+from orbyt.shared.redis.hub import PubSubHub, SubscriptionFailed
 from tests.gateway import RedisServer
 
 

@@ -7,7 +7,8 @@ import asyncio
 import pytest
 from redis.asyncio import Redis
 
-from orbyt.shared.resp import PipelinedConnection, command, publish, reply_error
+from orbyt.shared.redis.fast import PipelinedConnection, publish, reply_error
+from orbyt.shared.redis.link import command
 from tests.gateway import RedisServer
 
 pytestmark = pytest.mark.integration

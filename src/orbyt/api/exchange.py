@@ -27,13 +27,13 @@ from types import TracebackType
 from redis.exceptions import RedisError
 from starlette.types import Receive
 
-from orbyt.api import queue
 from orbyt.api.ledger import Ledger
-from orbyt.api.pubsub_hub import Subscription, SubscriptionFailed
 from orbyt.api.state import AppState
 from orbyt.shared import metrics
 from orbyt.shared.contract import DELTA, DONE, ERROR, HEARTBEAT, START, ChatJob, Frame, decode_frame
 from orbyt.shared.errors import GatewayTimeout, OrbytError, ServiceUnavailable
+from orbyt.shared.redis import queue
+from orbyt.shared.redis.hub import Subscription, SubscriptionFailed
 
 log = logging.getLogger("orbyt.api")
 
@@ -162,7 +162,7 @@ class Exchange:
         except TimeoutError:
             try:
                 withdrawn = await queue.withdraw(
-                    self._st.redis, self._st.settings.chat_queue, self.job["rid"]
+                    self._st.queue_redis, self._st.settings.chat_queue, self.job["rid"]
                 )
             except (OSError, RedisError):
                 raise redis_unavailable() from None
@@ -220,7 +220,7 @@ class Exchange:
     async def _abandon(self) -> None:
         rid = self.job["rid"]
         try:
-            withdrawn = await queue.abandon(self._st.redis, self._st.settings.chat_queue, rid)
+            withdrawn = await queue.abandon(self._st.queue_redis, self._st.settings.chat_queue, rid)
         except Exception as exc:  # Redis away: the job's own expiry and heartbeats end it
             log.warning("could not call off request %s: %s", rid, type(exc).__name__)
             return

@@ -11,20 +11,20 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from redis.asyncio import Redis
 
 from orbyt.api import errors
 from orbyt.api import metrics as metrics_route
 from orbyt.api.auth import Authenticator
 from orbyt.api.fastpath import ChatFastPath
 from orbyt.api.middleware import EDGE, RequireKey
-from orbyt.api.pubsub_hub import PubSubHub
 from orbyt.api.routes import admin, chat, health, models
 from orbyt.api.state import AppState
 from orbyt.api.usage import UsageBuffer
 from orbyt.shared import metrics
 from orbyt.shared.catalog import catalog_for
-from orbyt.shared.resp import PipelinedConnection
+from orbyt.shared.redis import roles
+from orbyt.shared.redis.fast import PipelinedConnection
+from orbyt.shared.redis.hub import PubSubHub
 from orbyt.shared.settings import Settings, get_settings
 
 log = logging.getLogger("orbyt.api")
@@ -45,15 +45,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        redis = Redis.from_url(settings.redis_url, max_connections=512)
-        hub = PubSubHub(settings.redis_url, settings.reply_queue_frames)
+        redis = roles.state_client(settings, max_connections=512)
+        queue_redis = (
+            redis if roles.shared(settings) else roles.queue_client(settings, max_connections=512)
+        )
+        live = roles.liveness(settings)
+        hub = PubSubHub(roles.queue_url(settings), settings.reply_queue_frames, live)
         catalog = catalog_for(settings)
         usage = UsageBuffer(redis, catalog)
-        fast = PipelinedConnection(settings.redis_url)
+        fast = PipelinedConnection(roles.queue_url(settings), liveness=live)
         app.state.orbyt = AppState(
             settings=settings,
             catalog=catalog,
             redis=redis,
+            queue_redis=queue_redis,
             hub=hub,
             auth=Authenticator(settings, redis),
             usage=usage,
@@ -71,6 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await hub.close()
             await fast.close()
             await redis.aclose()
+            if queue_redis is not redis:
+                await queue_redis.aclose()
 
     app = FastAPI(title="Orbyt", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     errors.install(app)

@@ -32,5 +32,5 @@ def observe_request(catalog: Catalog, event: UsageEvent) -> None:
 async def prometheus(request: Request) -> Response:
     st: AppState = request.app.state.orbyt
     with contextlib.suppress(Exception):  # metrics stay readable while Redis is down
-        metrics.QUEUE_DEPTH.set(await st.redis.zcard(st.settings.chat_queue))
+        metrics.QUEUE_DEPTH.set(await st.queue_redis.zcard(st.settings.chat_queue))
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -11,10 +11,10 @@ from typing import Any
 from redis.asyncio import Redis
 
 from orbyt.api.auth import Authenticator
-from orbyt.api.pubsub_hub import PubSubHub
 from orbyt.api.usage import UsageBuffer
 from orbyt.shared.catalog import Catalog
-from orbyt.shared.resp import PipelinedConnection
+from orbyt.shared.redis.fast import PipelinedConnection
+from orbyt.shared.redis.hub import PubSubHub
 from orbyt.shared.settings import Settings
 
 log = logging.getLogger("orbyt.api")
@@ -24,11 +24,12 @@ log = logging.getLogger("orbyt.api")
 class AppState:
     settings: Settings
     catalog: Catalog
-    redis: Redis
+    redis: Redis  # the state role: gateway keys, usage, limits
+    queue_redis: Redis  # the queue role: jobs, cancels (the same client when one Redis)
     hub: PubSubHub
     auth: Authenticator
     usage: UsageBuffer
-    fast: PipelinedConnection  # hot-path commands (enqueue)
+    fast: PipelinedConnection  # hot-path commands (enqueue), on the queue role
     background: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:

@@ -85,10 +85,19 @@ class Settings(BaseSettings):
     )
 
     env: Literal["dev", "production", "test"] = "production"
+
+    # redis: two roles (orbyt.shared.redis.roles), URLs as in orbyt.shared.redis.options
+    # durable state (gateway keys, usage, route health, batches): run it with AOF
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0",
         validation_alias=AliasChoices("ORBYT_REDIS_URL", "REDIS_URL"),
     )
+    # ephemeral traffic (jobs, reply channels, wake-ups, cancels, BYOK side-cars): no
+    # persistence; unset = redis_url
+    queue_redis_url: str | None = None
+    redis_ping_interval: float = 1.0  # a quiet hot-path connection PINGs this often
+    redis_dead_after: float = 3.0  # no reply owed for this long: the connection is dead
+
     gateway_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     admin_key: SecretStr | None = None
     secret_key: SecretStr | None = None

@@ -12,31 +12,18 @@ import logging
 from typing import Any
 
 import orjson
-from arq.connections import RedisSettings, create_pool
-from arq.constants import in_progress_key_prefix, job_key_prefix
-from arq.jobs import deserialize_job_raw
-from arq.utils import timestamp_ms
-from arq.worker import Worker, func
 from redis.exceptions import RedisError
 
 from orbyt.shared import metrics
-from orbyt.shared.contract import (
-    CANCEL_CHANNEL,
-    JOB_FUNCTION,
-    ChatJob,
-    byok_key,
-    cancel_key,
-    wake_channel,
-)
-from orbyt.shared.resp import command, send_and_forget
+from orbyt.shared.contract import CANCEL_CHANNEL, JOB_FUNCTION, ChatJob, wake_channel
+from orbyt.shared.redis import queue, roles
+from orbyt.shared.redis.arq_fence import ArqRedis, Worker, func
+from orbyt.shared.redis.clients import client
 from orbyt.shared.settings import Settings, get_settings
 from orbyt.worker.context import WorkerContext, serve_metrics
 from orbyt.worker.serve import serve
 
 log = logging.getLogger("orbyt.worker")
-
-_CANCEL_PREFIX = cancel_key("")
-_BYOK_PREFIX = byok_key("")
 
 
 def _type_name(obj: Any) -> str:
@@ -51,32 +38,6 @@ async def _arq_chat(ctx: dict[str, Any], job: ChatJob) -> None:
     """The job function as arq registers it (its name and timeout); `OrbytWorker` claims
     and runs chat jobs itself (`OrbytWorker._run`), so arq never calls this."""
     raise RuntimeError("chat jobs are run by OrbytWorker, not by arq's run_job")
-
-
-# KEYS: queue. ARGV: now_ms, limit, in-progress PX ms, in-progress key prefix, job prefix,
-# cancel key prefix, BYOK key prefix. Returns [job_id, job data, ...] of the jobs this worker
-# now owns. A job whose data is gone (withdrawn by the API after the pickup timeout, or
-# expired) or whose caller cancelled it before pickup (its cancel key exists) is dropped
-# here, with its data and BYOK side-car: it never starts.
-_CLAIM = """
-local ready = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0,
-                         tonumber(ARGV[2]))
-local out = {}
-for i = 1, #ready do
-  local id = ready[i]
-  redis.call('ZREM', KEYS[1], id)
-  if redis.call('SET', ARGV[4] .. id, '1', 'NX', 'PX', tonumber(ARGV[3])) then
-    local data = redis.call('GET', ARGV[5] .. id)
-    if data and redis.call('EXISTS', ARGV[6] .. id) == 0 then
-      out[#out + 1] = id
-      out[#out + 1] = data
-    else
-      redis.call('DEL', ARGV[4] .. id, ARGV[5] .. id, ARGV[7] .. id)
-    end
-  end
-end
-return out
-"""
 
 
 class OrbytWorker(Worker):
@@ -105,15 +66,9 @@ class OrbytWorker(Worker):
         return self._context
 
     async def prepare(self) -> None:
-        """Connect, load the claim script and build the `WorkerContext` (once)."""
-        if self._pool is None:
-            self._pool = await create_pool(
-                self.redis_settings,
-                job_serializer=self.job_serializer,
-                job_deserializer=self.job_deserializer,
-                default_queue_name=self.queue_name,
-            )
-        self._claim = self.pool.register_script(_CLAIM)
+        """Load the claim script and build the `WorkerContext` (once). The arq pool is the
+        queue role's client, given to arq by `build_worker`."""
+        self._claim = queue.Claimer(self.pool, self.queue_name, self.in_progress_timeout_s)
         if self._context is None:
             serve_metrics(self.settings)
             self._context = WorkerContext.create(self.settings, self.pool)
@@ -187,19 +142,8 @@ class OrbytWorker(Worker):
         free = self.max_jobs - self.job_counter
         if not self.allow_pick_jobs or free <= 0:
             return []
-        claimed = await self._claim(
-            keys=[self.queue_name],
-            args=[
-                timestamp_ms(),
-                min(free, self.queue_read_limit),
-                int(self.in_progress_timeout_s * 1000),
-                in_progress_key_prefix,
-                job_key_prefix,
-                _CANCEL_PREFIX,
-                _BYOK_PREFIX,
-            ],
-        )
-        return [(claimed[i].decode(), claimed[i + 1]) for i in range(0, len(claimed), 2)]
+        claimed: list[tuple[str, bytes]] = await self._claim.claim(min(free, self.queue_read_limit))
+        return claimed
 
     def start_job(self, job_id: str, data: bytes) -> asyncio.Task[None]:
         """Run a claimed job in its own task (it starts at the loop's next turn)."""
@@ -216,12 +160,7 @@ class OrbytWorker(Worker):
         """Run a claimed job. arq's run_job would add two pipelines, a retry counter (a
         claimed job can never run twice) and an INFO line with the job's arguments."""
         try:
-            function, args, _, _, enqueued_ms = deserialize_job_raw(
-                data, deserializer=self.job_deserializer
-            )
-            if function != JOB_FUNCTION:
-                raise ValueError(f"unknown job function {function!r}")
-            (job,) = args
+            job, enqueued_ms = queue.decode_job(data)
             async with asyncio.timeout(
                 self.functions[JOB_FUNCTION].timeout_s or self.job_timeout_s
             ):
@@ -232,15 +171,7 @@ class OrbytWorker(Worker):
             log.error("job %s could not run: %s", job_id, type(exc).__name__)
         finally:
             with contextlib.suppress(Exception):  # fire-and-forget cleanup on the fast conn
-                conn = await self.context.publisher.connection()
-                send_and_forget(
-                    conn,
-                    command(
-                        b"DEL",
-                        (job_key_prefix + job_id).encode(),
-                        (in_progress_key_prefix + job_id).encode(),
-                    ),
-                )
+                queue.finished(await self.context.publisher.connection(), job_id)
 
 
 def build_worker(
@@ -254,7 +185,7 @@ def build_worker(
         ],
         settings=settings,
         queue_name=settings.chat_queue,
-        redis_settings=RedisSettings.from_dsn(settings.redis_url),
+        redis_pool=client(roles.queue_url(settings), redis_class=ArqRedis),
         burst=burst,
         max_jobs=settings.worker_max_jobs,
         keep_result=0,

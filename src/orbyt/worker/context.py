@@ -17,7 +17,8 @@ from prometheus_client import start_http_server
 from redis.asyncio import Redis
 
 from orbyt.shared.catalog import Catalog, catalog_for
-from orbyt.shared.resp import PipelinedConnection
+from orbyt.shared.redis import roles
+from orbyt.shared.redis.fast import PipelinedConnection
 from orbyt.shared.settings import Settings
 from orbyt.worker.health import Health
 from orbyt.worker.jobs import Jobs
@@ -38,19 +39,26 @@ class WorkerContext:
     jobs: Jobs = field(default_factory=Jobs)
     rand: random.Random = field(default_factory=random.Random)
     background: set[asyncio.Task[Any]] = field(default_factory=set)
+    state: Redis | None = None  # the state role's client, if not `redis`
 
     @classmethod
     def create(cls, settings: Settings, redis: Redis) -> WorkerContext:
+        """`redis` is the queue role's client (arq's pool); route health goes to the state
+        role (a client of its own unless both roles are one Redis)."""
+        state = redis if roles.shared(settings) else roles.state_client(settings)
         return cls(
             settings=settings,
             catalog=catalog_for(settings),
             client=Upstream(settings),
-            health=Health(redis, settings.breaker_failures, settings.breaker_cooldown),
+            health=Health(state, settings.breaker_failures, settings.breaker_cooldown),
             redis=redis,
             publisher=PipelinedConnection(
-                settings.redis_url, coalesce=settings.publish_coalesce_ms / 1000
+                roles.queue_url(settings),
+                coalesce=settings.publish_coalesce_ms / 1000,
+                liveness=roles.liveness(settings),
             ),
             worker_id=f"{socket.gethostname()}:{os.getpid()}",
+            state=state,
         )
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -62,6 +70,8 @@ class WorkerContext:
     async def close(self) -> None:
         await self.client.aclose()
         await self.publisher.close()
+        if self.state is not None and self.state is not self.redis:
+            await self.state.aclose()
 
 
 def serve_metrics(settings: Settings) -> None:

@@ -27,7 +27,7 @@ from orbyt.shared.contract import (
     StartMeta,
     encode_frame,
 )
-from orbyt.shared.resp import PipelinedConnection, publish
+from orbyt.shared.redis.fast import PipelinedConnection, publish
 
 
 class ReplyGone(Exception):
@@ -94,6 +94,8 @@ class Publisher:
         publish(conn, self._channel, frame, False).add_done_callback(self._on_reply)
         if self.gone:
             raise ReplyGone(self._channel.decode())
+        if conn.backlogged:  # Redis reads slower than the upstream writes: wait for it
+            await self._conn.drain(conn)
 
     def _on_reply(self, future: asyncio.Future[list[Any]]) -> None:
         """A delta nobody received (caller gone) or that Redis refused ends the job."""

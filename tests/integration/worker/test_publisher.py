@@ -19,7 +19,7 @@ from orbyt.shared.contract import (
     RouteMeta,
     StartMeta,
 )
-from orbyt.shared.resp import PipelinedConnection
+from orbyt.shared.redis.fast import PipelinedConnection
 from orbyt.worker.publisher import Publisher, ReplyGone
 
 from .conftest import Frames
