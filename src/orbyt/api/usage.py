@@ -3,7 +3,9 @@
     orbyt:usage:{key_id}:{YYYY-MM-DD}   hash  "{model}|{field}" -> counter
 fields: requests, errors, prompt_tokens, completion_tokens, cached_tokens, attempts,
 latency_ms, cost_micros (gateway-billed, USD millionths), byok_requests,
-provider_billed_cost_micros (what the caller's own provider account pays, for BYOK).
+provider_billed_cost_micros (what the caller's own provider account pays, for BYOK),
+batch_requests and batch_cost_micros (the part of requests / cost_micros that were batch
+lines; the worker bills those with the line's recorded outcome, see worker.batch).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class UsageEvent:
     attempts: int
     latency_ms: float
     usage: dict[str, Any] | None
+    batch: bool = False  # a batch line (billed by the worker that ran it)
 
 
 def cost_micros(catalog: Catalog, model: str, prompt: int, completion: int) -> int:
@@ -47,6 +50,8 @@ def counters(event: UsageEvent, catalog: Catalog) -> dict[str, int]:
     details = usage.get("prompt_tokens_details") or {}
     cached = int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
     out = {"requests": 1, "attempts": event.attempts, "latency_ms": round(event.latency_ms)}
+    if event.batch:
+        out["batch_requests"] = 1
     if event.status >= 400:
         out["errors"] = 1
         return out
@@ -57,11 +62,17 @@ def counters(event: UsageEvent, catalog: Catalog) -> dict[str, int]:
         out["provider_billed_cost_micros"] = cost
     else:
         out["cost_micros"] = cost
+        if event.batch:
+            out["batch_cost_micros"] = cost
     return out
 
 
 def day(ts: float | None = None) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(ts))
+
+
+def usage_key(key_id: str, on: str) -> str:
+    return f"orbyt:usage:{key_id}:{on}"
 
 
 class UsageBuffer:
@@ -74,7 +85,7 @@ class UsageBuffer:
         self._pending: dict[tuple[str, str], int] = defaultdict(int)
 
     def add(self, event: UsageEvent) -> None:
-        key = f"orbyt:usage:{event.key_id}:{day()}"
+        key = usage_key(event.key_id, day())
         for name, value in counters(event, self._catalog).items():
             if value:
                 self._pending[(key, f"{event.model}|{name}")] += value
@@ -104,7 +115,7 @@ async def record(redis: Redis, catalog: Catalog, event: UsageEvent) -> None:
 
 
 async def read(redis: Redis, key_id: str, on: str) -> dict[str, dict[str, int]]:
-    raw = await redis.hgetall(f"orbyt:usage:{key_id}:{on}")  # type: ignore[misc]
+    raw = await redis.hgetall(usage_key(key_id, on))  # type: ignore[misc]
     out: dict[str, dict[str, int]] = defaultdict(dict)
     for field, value in raw.items():
         model, _, name = field.decode().rpartition("|")
