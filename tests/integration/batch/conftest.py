@@ -36,3 +36,10 @@ def gateway_env(fake: MarkerOpenAI, **extra: str) -> dict[str, str]:
 def gateway(redis_server: RedisServer, fake: MarkerOpenAI) -> Iterator[Gateway]:
     with Gateway(redis_server.new_db_url(), gateway_env(fake), workers=1) as gw:
         yield gw
+        assert_no_errors(gw)
+
+
+def assert_no_errors(gw: Gateway) -> None:
+    """ERROR log lines mean bugs."""
+    bad = [x for x in gw.all_logs().splitlines() if '"level":"error"' in x]
+    assert not bad, bad[:5]

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from orbyt.api.keystore import KeyStore
 from orbyt.api.usage import read
 from tests.gateway import Gateway, RedisServer
-from tests.integration.batch.conftest import gateway_env
+from tests.integration.batch.conftest import assert_no_errors, gateway_env
 from tests.integration.batch.support import MarkerOpenAI, client, line, results, submit, wait
 
 pytestmark = pytest.mark.integration
@@ -28,6 +28,7 @@ def gw(redis_server: RedisServer, fake: MarkerOpenAI) -> Iterator[Gateway]:
     env = gateway_env(fake, ORBYT_BATCH_CONCURRENCY="16")
     with Gateway(redis_server.new_db_url(), env, workers=1) as g:
         yield g
+        assert_no_errors(g)
 
 
 def _every_id_once(c: openai.OpenAI, batch: object, expected: list[str]) -> tuple[list, list]:
@@ -183,3 +184,23 @@ def test_expiry_keeps_partial_results(redis_server: RedisServer, fake: MarkerOpe
             else:
                 assert x["error"]["code"] == "batch_expired"
         assert any(x["error"] for x in err)
+
+
+def test_interactive_requests_stay_prompt_during_a_batch(gw: Gateway) -> None:
+    c = client(gw.base_url)
+    batch = submit(c, [line(f"i{i}", f"SLOW {i}") for i in range(400)])
+    _wait_progress(c, batch.id, 16)
+    took = []
+    for _ in range(20):
+        started = time.monotonic()
+        resp = c.chat.completions.create(
+            model="openai/gpt-5-mini", messages=[{"role": "user", "content": "hi"}]
+        )
+        took.append(time.monotonic() - started)
+        assert resp.choices[0].message.content
+    assert c.batches.retrieve(batch.id).status == "in_progress"  # measured during the batch
+    took.sort()
+    assert took[len(took) // 2] < 0.25, took
+    assert took[-1] < 1.5, took
+    c.batches.cancel(batch.id)
+    wait(c, batch.id)
