@@ -16,8 +16,6 @@ from redis.asyncio import Redis
 from orbyt.shared.batchkeys import file_key, file_object, files_index
 from orbyt.shared.filestore import FileStore
 
-_FIELDS = ("id", "owner", "bytes", "created_at", "filename", "purpose", "status")
-
 
 def new_file_id() -> str:
     return "file-" + secrets.token_hex(12)
@@ -91,7 +89,3 @@ async def delete(redis: Redis, store: FileStore, file_id: str, owner: str) -> bo
         await pipe.execute()
     await store.delete(file_object(file_id))
     return True
-
-
-def record_fields() -> tuple[str, ...]:
-    return _FIELDS

@@ -106,8 +106,9 @@ def _record(
 
 @router.post("/v1/batches")
 async def create_batch(request: Request) -> dict[str, Any]:
-    st, owner = await owner_of(request)
+    st: AppState = request.app.state.orbyt
     principal = await st.auth.authenticate(request.headers.get("authorization"), limits=False)
+    owner = principal.key_id
     if not principal.pool_allowed:
         raise PermissionDenied(
             "Batches run on the gateway's provider keys; this API key may not use them.",
