@@ -120,7 +120,7 @@ class OrbytWorker(Worker):
             serve_metrics(self.settings)
             self._context = WorkerContext.create(self.settings, self.pool)
         if self.batch is None and self.settings.batch_concurrency > 0:
-            self.batch = BatchRunner(self._context, self.pool)
+            self.batch = BatchRunner(self._context, self.pool, lambda: self.allow_pick_jobs)
 
     async def main(self) -> None:
         await self.prepare()

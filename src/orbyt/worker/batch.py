@@ -14,7 +14,12 @@ is the window between the upstream's answer and that one Redis call (normally we
 millisecond, longer only while Redis is unreachable, then retried for `RECORD_RETRY_FOR`
 seconds): a worker killed inside it, or a record that never reaches Redis, loses the answer,
 and the line runs again after the lease expires, so the provider may bill that line twice.
-A worker shut down gracefully waits `DRAIN_SECONDS` for its lines, then gives the rest back.
+A worker shut down gracefully stops claiming, waits `DRAIN_SECONDS` for its lines (still
+renewing their leases), then gives the rest back at once.
+
+A line the routing engine could not get past a rate limit (429 after its own retries) is put
+back for the upstream's Retry-After, and this process claims no new line for that long:
+the batch slows down instead of failing lines.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import functools
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 
 import orjson
 from redis.asyncio import Redis
@@ -42,12 +48,15 @@ log = logging.getLogger("orbyt.worker.batch")
 
 DRAIN_SECONDS = 10.0
 RECORD_RETRY_FOR = 30.0
-_CACHED_BATCHES = 8
+_CACHED_BATCHES = 4  # batch inputs kept in memory per process
 
 
 class BatchRunner:
-    def __init__(self, ctx: WorkerContext, redis: Redis) -> None:
+    def __init__(
+        self, ctx: WorkerContext, redis: Redis, allowed: Callable[[], bool] = lambda: True
+    ) -> None:
         self.ctx = ctx
+        self.allowed = allowed  # False while the worker shuts down: claim no new line
         self.settings = s = ctx.settings
         self.state = BatchState(redis, s.batch_queue)
         self.store = store_for(s.file_store)
@@ -56,29 +65,32 @@ class BatchRunner:
         self._inputs: OrderedDict[str, asyncio.Task[tuple[BatchInfo, list[bytes]]]] = OrderedDict()
         self._wake = asyncio.Event()
         self._stopping = False
+        self._paused_until = 0.0  # loop time: no new line before (a rate limit)
+        self._renew: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         self._wake.set()
 
     async def run(self) -> None:
-        renew = asyncio.create_task(self._renew_loop())
-        try:
-            while not self._stopping:
-                try:
-                    await self.poll()
-                except (OSError, RedisError) as exc:
-                    log.warning("batch claim failed (%s); retrying", type(exc).__name__)
-                    await asyncio.sleep(0.5)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.settings.worker_poll_delay)
-                self._wake.clear()
-                await asyncio.sleep(0.002)  # let a few finishing lines share the next claim
-        finally:
-            renew.cancel()
+        """Claim and start lines until `close()`; leases are renewed until then too."""
+        if self._renew is None:
+            self._renew = asyncio.create_task(self._renew_loop())
+        while not self._stopping:
+            try:
+                await self.poll()
+            except (OSError, RedisError) as exc:
+                log.warning("batch claim failed (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(0.5)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.worker_poll_delay)
+            self._wake.clear()
+            await asyncio.sleep(0.002)  # let a few finishing lines share the next claim
 
     async def poll(self) -> None:
         s = self.settings
         free = max(0, s.batch_concurrency - len(self.lines))
+        if not self.allowed() or asyncio.get_running_loop().time() < self._paused_until:
+            free = 0  # still reap leases and finalize batches
         claimed = await self.state.claim(
             free, s.batch_global_concurrency, s.batch_lease, s.chat_queue
         )
@@ -151,6 +163,8 @@ class BatchRunner:
     async def _settle(self, batch_id: str, index: int, info: BatchInfo, out: LineOutcome) -> None:
         if out.defer is not None:
             log.info("batch %s line %d rate-limited; again in %.1fs", batch_id, index, out.defer)
+            until = asyncio.get_running_loop().time() + out.defer
+            self._paused_until = max(self._paused_until, until)
             await self.state.defer(batch_id, index, out.defer)
             return
         usage = None
@@ -194,3 +208,6 @@ class BatchRunner:
             task.cancel()
             with contextlib.suppress(Exception):
                 await self.state.defer(batch_id, index, 0.0)
+        if self._renew is not None:
+            self._renew.cancel()
+            self._renew = None
