@@ -10,7 +10,6 @@ half-way lets another redo it.
 
 from __future__ import annotations
 
-import secrets
 import time
 
 import orjson
@@ -20,28 +19,10 @@ from orbyt.shared import batchfiles
 from orbyt.shared.batchkeys import batch_input_object
 from orbyt.shared.batchstate import BatchState
 from orbyt.shared.filestore import FileStore
+from orbyt.worker.batchline import unrun_line
 
 TERMINAL = ("completed", "failed", "expired", "cancelled")
 _FINAL_STATUS = {"": "completed", "cancel": "cancelled", "expire": "expired"}
-_UNRUN = {
-    "cancel": ("batch_cancelled", "This request was not executed because the batch was cancelled."),
-    "expire": (
-        "batch_expired",
-        "This request could not be executed before the completion window expired.",
-    ),
-}
-
-
-def unrun_line(custom_id: str, end: str) -> bytes:
-    code, message = _UNRUN[end]
-    return orjson.dumps(
-        {
-            "id": "batch_req_" + secrets.token_hex(12),
-            "custom_id": custom_id,
-            "response": None,
-            "error": {"code": code, "message": message},
-        }
-    )
 
 
 async def finalize(

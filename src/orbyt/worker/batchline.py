@@ -23,6 +23,7 @@ import orjson
 from orbyt.api.usage import UsageEvent
 from orbyt.shared.contract import ChatJob, RouteMeta
 from orbyt.shared.errors import Disposition, OrbytError, UpstreamError
+from orbyt.shared.logs import safe_name
 from orbyt.shared.routing import resolve_plan
 from orbyt.shared.wire import Extra
 from orbyt.worker.context import WorkerContext
@@ -76,13 +77,37 @@ class LineReply(Reply):
         self.error = err
 
 
-def output_line(custom_id: str, rid: str, status: int, body: Any) -> bytes:
+def output_line(custom_id: str, rid: str, status: int, body: Any, orbyt: dict[str, Any]) -> bytes:
+    """An OpenAI batch output line. `orbyt` carries what the `x-orbyt-*` headers of an
+    interactive answer say (model, provider, attempts, key_source); SDKs ignore it."""
     return orjson.dumps(
         {
             "id": "batch_req_" + secrets.token_hex(12),
             "custom_id": custom_id,
-            "response": {"status_code": status, "request_id": rid, "body": body},
+            "response": {"status_code": status, "request_id": rid, "body": body, "orbyt": orbyt},
             "error": None,
+        }
+    )
+
+
+UNRUN = {
+    "cancel": ("batch_cancelled", "This request was not executed because the batch was cancelled."),
+    "expire": (
+        "batch_expired",
+        "This request could not be executed before the completion window expired.",
+    ),
+}
+
+
+def unrun_line(custom_id: str, end: str) -> bytes:
+    """The error-file line of a request the batch never finished (`end`: cancel | expire)."""
+    code, message = UNRUN[end]
+    return orjson.dumps(
+        {
+            "id": "batch_req_" + secrets.token_hex(12),
+            "custom_id": custom_id,
+            "response": None,
+            "error": {"code": code, "message": message},
         }
     )
 
@@ -142,18 +167,31 @@ async def run_chat_line(
             meta["attempts"], latency, usage, batch=True,
         )  # fmt: skip
         tokens = (int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+        orbyt = {k: meta[k] for k in ("model", "provider", "attempts", "key_source")}
         body = orjson.loads(payload)
-        return LineOutcome(True, output_line(custom_id, rid, 200, body), tokens, event)
+        return LineOutcome(True, output_line(custom_id, rid, 200, body, orbyt), tokens, event)
+    return _failed(batch, rid, line, reply, latency)
+
+
+def _failed(
+    batch: BatchInfo, rid: str, line: dict[str, Any], reply: LineReply, latency: float
+) -> LineOutcome:
+    """A line the walk could not answer: deferred (rate limit), cut by the completion
+    window (answered as `batch_expired`, like the lines that never started), or failed."""
     err = reply.error or OrbytError("The line produced no answer.")
     delay = _defer_for(err)
-    model = str(line["body"].get("model", ""))
+    if delay is not None and time.time() + delay >= batch.expires_at:
+        delay = None  # no time left to try again
+    model = safe_name(str(line["body"].get("model", "")))
     provider = model.partition("/")[0]
     event = UsageEvent(
         batch.owner, model, provider, "pool", err.status, reply.attempts, latency, None, batch=True
     )
-    return LineOutcome(
-        False, output_line(custom_id, rid, err.status, err.body()), usage=event, defer=delay
-    )
+    if delay is None and time.time() >= batch.expires_at:
+        return LineOutcome(False, unrun_line(line["custom_id"], "expire"), usage=event)
+    orbyt = {"model": model, "provider": provider, "attempts": reply.attempts, "key_source": "pool"}
+    output = output_line(line["custom_id"], rid, err.status, err.body(), orbyt)
+    return LineOutcome(False, output, usage=event, defer=delay)
 
 
 Runner = Callable[[WorkerContext, BatchInfo, int, dict[str, Any]], Awaitable[LineOutcome]]

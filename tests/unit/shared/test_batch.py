@@ -93,3 +93,26 @@ async def test_interactive_jobs_go_first() -> None:
     assert (await state.claim(10, 10, 30, "orbyt:chat")).lines == []
     await redis.zrem("orbyt:chat", "job")
     assert (await state.claim(10, 10, 30, "orbyt:chat")).lines == [("b", 0)]
+
+
+def test_objects_parse_as_the_sdk_types() -> None:
+    from openai.types import Batch, FileObject
+
+    from orbyt.shared import batchfiles
+    from orbyt.shared.batchstate import render
+
+    record = {
+        "id": "batch_x", "owner": "k", "endpoint": CHAT, "input_file_id": "file-1",
+        "completion_window": "24h", "created_at": "100", "status": "failed", "total": "3",
+        "completed": "1", "failed": "2", "metadata": '{"a": "b"}', "failed_at": "101",
+        "errors": json.dumps({"object": "list", "data": [
+            {"code": "invalid_json_line", "message": "m", "param": None, "line": 2}
+        ]}),
+    }  # fmt: skip
+    batch = Batch.model_validate(render(record))
+    assert batch.request_counts is not None and batch.request_counts.failed == 2
+    assert batch.errors is not None and batch.errors.data is not None
+    assert batch.errors.data[0].line == 2 and batch.failed_at == 101
+    assert batch.metadata == {"a": "b"} and batch.cancelled_at is None
+    f = {"id": "file-1", "bytes": "5", "created_at": "1", "filename": "a.jsonl", "purpose": "batch"}
+    assert FileObject.model_validate(batchfiles.render(f)).status == "processed"
