@@ -73,9 +73,15 @@ async def get(redis: Redis, file_id: str, owner: str) -> dict[str, str] | None:
     return record
 
 
-async def list_ids(redis: Redis, owner: str, newest_first: bool = True) -> list[str]:
+async def list_records(redis: Redis, owner: str, newest_first: bool = True) -> list[dict[str, str]]:
+    """The owner's file records, in creation order (one round trip for the records)."""
     ids = await redis.zrange(files_index(owner), 0, -1, desc=newest_first)
-    return [i.decode() for i in ids]
+    async with redis.pipeline(transaction=False) as pipe:
+        for file_id in ids:
+            pipe.hgetall(file_key(file_id.decode()))
+        raws = await pipe.execute()
+    records = [{k.decode(): v.decode() for k, v in raw.items()} for raw in raws]
+    return [r for r in records if r.get("owner") == owner]
 
 
 async def delete(redis: Redis, store: FileStore, file_id: str, owner: str) -> bool:

@@ -86,8 +86,7 @@ async def list_files(
     st, owner = await owner_of(request)
     if order not in ("asc", "desc"):
         raise InvalidRequest("'order' must be 'asc' or 'desc'.", param="order")
-    ids = await batchfiles.list_ids(st.redis, owner, newest_first=order == "desc")
-    records = [r for r in [await batchfiles.get(st.redis, i, owner) for i in ids] if r]
+    records = await batchfiles.list_records(st.redis, owner, newest_first=order == "desc")
     if purpose:
         records = [r for r in records if r["purpose"] == purpose]
     chosen, has_more = page([r["id"] for r in records], after, limit)
