@@ -34,6 +34,7 @@ from orbyt.worker.reply import Reply
 
 MIN_DEFER = 0.5  # seconds a rate-limited line waits at least before it runs again
 MAX_DEFER = 60.0
+WINDOW_SLACK = 0.5  # seconds: a timeout this close to the window's end is the window's
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +147,14 @@ def _defer_for(err: OrbytError) -> float | None:
     return MIN_DEFER
 
 
+def _cut_by_window(err: OrbytError, batch: BatchInfo) -> bool:
+    """The line failed because the completion window closed (its deadline is the window's
+    end; the engine's timers and the wall clock may disagree by a few milliseconds)."""
+    now = time.time()
+    timed_out = err.status in (408, 504)
+    return now >= batch.expires_at or (timed_out and now >= batch.expires_at - WINDOW_SLACK)
+
+
 async def run_chat_line(
     ctx: WorkerContext, batch: BatchInfo, index: int, line: dict[str, Any]
 ) -> LineOutcome:
@@ -187,7 +196,7 @@ def _failed(
     event = UsageEvent(
         batch.owner, model, provider, "pool", err.status, reply.attempts, latency, None, batch=True
     )
-    if delay is None and time.time() >= batch.expires_at:
+    if delay is None and _cut_by_window(err, batch):
         return LineOutcome(False, unrun_line(line["custom_id"], "expire"), usage=event)
     orbyt = {"model": model, "provider": provider, "attempts": reply.attempts, "key_source": "pool"}
     output = output_line(line["custom_id"], rid, err.status, err.body(), orbyt)
