@@ -127,7 +127,7 @@ class BatchRunner:
     async def _batch(self, batch_id: str) -> tuple[BatchInfo, list[bytes]]:
         """The batch's fixed facts and input lines, loaded once per process (a few cached)."""
         task = self._inputs.get(batch_id)
-        if task is None or (task.done() and task.exception() is not None):
+        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
             task = asyncio.create_task(self._load(batch_id))
             self._inputs[batch_id] = task
             while len(self._inputs) > _CACHED_BATCHES:

@@ -4,7 +4,9 @@ Creating a batch validates its input file at once (in a thread): a bad input giv
 that is `failed` with line-numbered `errors`, as OpenAI reports it; `extra.byok` in any line
 is a 400. A valid batch is written `in_progress` with its own copy of the input (so deleting
 the input file does not disturb it) and joins the batch queue in one transaction. Batches
-belong to the gateway key that created them; another key gets 404.
+belong to the gateway key that created them; another key gets 404. A batch whose key is
+revoked is cancelled by the workers' next claim: no new line starts, lines in flight finish,
+and it ends `cancelled` (the revoked key itself gets 401 for everything).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from starlette.datastructures import UploadFile
 
 from orbyt.api.state import AppState
 from orbyt.shared import batchfiles
-from orbyt.shared.batchkeys import file_key, file_object
+from orbyt.shared.batchkeys import file_object
 from orbyt.shared.errors import InvalidRequest, NotFound, RequestTooLarge
 from orbyt.shared.filestore import FileMissing, FileStore, store_for
 
@@ -114,7 +114,7 @@ async def file_content(request: Request, file_id: str) -> Response:
     try:
         data = await file_store(st).get(file_object(file_id))
     except FileMissing:
-        await st.redis.delete(file_key(file_id))  # a record whose bytes are gone
+        await batchfiles.delete(st.redis, file_store(st), file_id, owner)  # its bytes are gone
         raise NotFound(
             f"No such File object: {file_id}", param="id", code="file_not_found"
         ) from None
