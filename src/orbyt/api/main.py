@@ -19,7 +19,7 @@ from orbyt.api.auth import Authenticator
 from orbyt.api.fastpath import ChatFastPath
 from orbyt.api.middleware import EDGE, RequireKey
 from orbyt.api.pubsub_hub import PubSubHub
-from orbyt.api.routes import admin, chat, health, models
+from orbyt.api.routes import admin, batches, chat, files, health, models
 from orbyt.api.state import AppState
 from orbyt.api.usage import UsageBuffer
 from orbyt.shared import metrics
@@ -81,6 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(middleware)
     app.include_router(chat.router)
     app.include_router(models.router)
+    app.include_router(files.router)
+    app.include_router(batches.router)
     app.include_router(health.router)
     app.include_router(admin.router)
     app.include_router(metrics_route.router)
