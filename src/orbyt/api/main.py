@@ -21,11 +21,11 @@ from orbyt.api.middleware import EDGE, RequireKey
 from orbyt.api.pubsub_hub import PubSubHub
 from orbyt.api.routes import admin, batches, chat, files, health, models
 from orbyt.api.state import AppState
-from orbyt.api.usage import UsageBuffer
 from orbyt.shared import metrics
 from orbyt.shared.catalog import catalog_for
 from orbyt.shared.resp import PipelinedConnection
 from orbyt.shared.settings import Settings, get_settings
+from orbyt.shared.usage import UsageBuffer
 
 log = logging.getLogger("orbyt.api")
 PROTECTED_PATHS = frozenset({"/metrics", "/openapi.json"})  # with ORBYT_METRICS_KEY set

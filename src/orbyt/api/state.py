@@ -12,10 +12,10 @@ from redis.asyncio import Redis
 
 from orbyt.api.auth import Authenticator
 from orbyt.api.pubsub_hub import PubSubHub
-from orbyt.api.usage import UsageBuffer
 from orbyt.shared.catalog import Catalog
 from orbyt.shared.resp import PipelinedConnection
 from orbyt.shared.settings import Settings
+from orbyt.shared.usage import UsageBuffer
 
 log = logging.getLogger("orbyt.api")
 

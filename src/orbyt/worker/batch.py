@@ -36,10 +36,10 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from orbyt.api.usage import RETENTION_SECONDS, day, increments, usage_key
 from orbyt.shared.batchkeys import batch_input_object
 from orbyt.shared.batchstate import BatchState
 from orbyt.shared.filestore import FileMissing, store_for
+from orbyt.shared.usage import RETENTION_SECONDS, day, increments, usage_key
 from orbyt.worker.batchfinal import finalize
 from orbyt.worker.batchline import RUNNERS, BatchInfo, LineOutcome
 from orbyt.worker.context import WorkerContext

@@ -20,11 +20,11 @@ from typing import Any, cast
 
 import orjson
 
-from orbyt.api.usage import UsageEvent
 from orbyt.shared.contract import ChatJob, RouteMeta
 from orbyt.shared.errors import Disposition, OrbytError, UpstreamError
 from orbyt.shared.logs import safe_name
 from orbyt.shared.routing import resolve_plan
+from orbyt.shared.usage import UsageEvent
 from orbyt.shared.wire import Extra
 from orbyt.worker.context import WorkerContext
 from orbyt.worker.deployments import Route

@@ -15,7 +15,7 @@ import pytest
 from redis.asyncio import Redis
 
 from orbyt.api.keystore import KeyStore
-from orbyt.api.usage import read
+from orbyt.shared.usage import read
 from tests.gateway import Gateway, RedisServer
 from tests.integration.batch.conftest import assert_no_errors, gateway_env
 from tests.integration.batch.support import MarkerOpenAI, client, line, results, submit, wait
