@@ -1,4 +1,5 @@
-"""Usage records (API and batch workers alike) aggregated in Redis per gateway key, day and model (DESIGN §5, §9).
+"""Usage records aggregated in Redis per gateway key, day and model (DESIGN §5, §9);
+written by the API (interactive requests) and by batch workers (batch lines).
 
     orbyt:usage:{key_id}:{YYYY-MM-DD}   hash  "{model}|{field}" -> counter
 fields: requests, errors, prompt_tokens, completion_tokens, cached_tokens, attempts,
