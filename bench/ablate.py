@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,50 @@ def _redis_py_publisher() -> None:
     publisher.publish = publish  # type: ignore[assignment]
 
 
+def _streaming_response() -> None:
+    """Relay SSE through Starlette's StreamingResponse (an anyio task group per stream with
+    its own disconnect listener) instead of writing frames straight to the ASGI `send`."""
+    import asyncio
+
+    import orjson
+    from starlette.responses import StreamingResponse
+
+    import orbyt.api.routes.chat as chat
+    from orbyt.shared.contract import DELTA
+    from orbyt.shared.errors import OrbytError
+    from orbyt.shared.sse import encode_data
+
+    for name in ("stream", "sse_bytes", "route_headers", "SSE_HEADERS"):
+        _require(chat, name)
+
+    async def stream(ex: Any, frame: Any, send: Any) -> None:
+        async def body() -> Any:
+            current = frame
+            while True:
+                yield chat.sse_bytes(current)
+                if current.kind != DELTA:
+                    return
+                try:
+                    current = await ex.next()
+                except OrbytError as err:
+                    yield encode_data(orjson.dumps(err.body()))
+                    return
+
+        raw = chat.SSE_HEADERS + chat.route_headers(ex.job["rid"], frame.meta)
+        headers = {k.decode(): v.decode() for k, v in raw if k != b"content-type"}
+        response = StreamingResponse(body(), media_type="text/event-stream", headers=headers)
+        never = asyncio.Event()  # the exchange already watches the real client
+
+        async def receive() -> dict[str, Any]:
+            await never.wait()
+            return {"type": "http.disconnect"}
+
+        scope = {"type": "http", "asgi": {"spec_version": "2.3"}}  # the listener runs
+        await response(scope, receive, send)
+
+    chat.stream = stream  # type: ignore[assignment]
+
+
 def _require(module: object, name: str) -> None:
     if not hasattr(module, name):
         raise SystemExit(f"ablate: {module!r} has no attribute {name!r}: update bench/ablate.py")
@@ -92,6 +137,12 @@ VARIANTS: dict[str, Variant] = {
             "chat fast path (api/fastpath.py)",
             "the same handler behind FastAPI's router and middleware stack",
             patch=_no_fast_path,
+        ),
+        Variant(
+            "streaming-response",
+            "lean SSE writes (api/routes/chat.py `stream`)",
+            "Starlette StreamingResponse per stream",
+            patch=_streaming_response,
         ),
         Variant(
             "redis-py-publisher",

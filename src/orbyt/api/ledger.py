@@ -10,9 +10,9 @@ from typing import Any
 from orbyt.api.auth import Principal
 from orbyt.api.metrics import observe_request
 from orbyt.api.state import AppState
-from orbyt.api.usage import UsageEvent
 from orbyt.shared.contract import Candidate
 from orbyt.shared.logs import safe_name
+from orbyt.shared.usage import UsageEvent
 
 log = logging.getLogger("orbyt.api")
 

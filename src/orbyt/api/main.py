@@ -17,15 +17,15 @@ from orbyt.api import metrics as metrics_route
 from orbyt.api.auth import Authenticator
 from orbyt.api.fastpath import ChatFastPath
 from orbyt.api.middleware import EDGE, RequireKey
-from orbyt.api.routes import admin, chat, health, models
+from orbyt.api.routes import admin, batches, chat, files, health, models
 from orbyt.api.state import AppState
-from orbyt.api.usage import UsageBuffer
 from orbyt.shared import metrics
 from orbyt.shared.catalog import catalog_for
 from orbyt.shared.redis import roles
 from orbyt.shared.redis.fast import PipelinedConnection
 from orbyt.shared.redis.hub import PubSubHub
 from orbyt.shared.settings import Settings, get_settings
+from orbyt.shared.usage import UsageBuffer
 
 log = logging.getLogger("orbyt.api")
 PROTECTED_PATHS = frozenset({"/metrics", "/openapi.json"})  # with ORBYT_METRICS_KEY set
@@ -88,6 +88,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(middleware)
     app.include_router(chat.router)
     app.include_router(models.router)
+    app.include_router(files.router)
+    app.include_router(batches.router)
     app.include_router(health.router)
     app.include_router(admin.router)
     app.include_router(metrics_route.router)

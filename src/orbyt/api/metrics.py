@@ -9,9 +9,9 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from orbyt.api.state import AppState
-from orbyt.api.usage import UsageEvent
 from orbyt.shared import metrics
 from orbyt.shared.catalog import Catalog
+from orbyt.shared.usage import UsageEvent
 
 router = APIRouter()
 

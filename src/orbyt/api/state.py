@@ -11,11 +11,11 @@ from typing import Any
 from redis.asyncio import Redis
 
 from orbyt.api.auth import Authenticator
-from orbyt.api.usage import UsageBuffer
 from orbyt.shared.catalog import Catalog
 from orbyt.shared.redis.fast import PipelinedConnection
 from orbyt.shared.redis.hub import PubSubHub
 from orbyt.shared.settings import Settings
+from orbyt.shared.usage import UsageBuffer
 
 log = logging.getLogger("orbyt.api")
 

@@ -22,10 +22,10 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from orbyt.api.keystore import KeyStore
-from orbyt.api.usage import day, read
 from orbyt.cli import devstate
 from orbyt.cli.errors import CliError
 from orbyt.cli.startup import load_settings
+from orbyt.shared.usage import day, read
 
 KEY_ID = re.compile(r"^(key|env)_[0-9a-z]{1,64}$")
 KEY_ID_HELP = "key_… for keys made by `orbyt keys create`, env_… for ORBYT_GATEWAY_KEYS"

@@ -123,6 +123,15 @@ class Settings(BaseSettings):
     worker_metrics_port: int = 9464  # Prometheus endpoint of each worker (0: off)
     worker_metrics_host: str = "127.0.0.1"  # loopback; "0.0.0.0" to let a scraper in
 
+    # batch (DESIGN §7): file store, line pools, limits
+    file_store: str = ".orbyt/files"  # a directory, file:///dir or s3://bucket/prefix
+    batch_concurrency: int = 32  # lines in flight per worker process
+    batch_global_concurrency: int = 256  # lines in flight across all workers (Redis)
+    batch_lease: float = 30.0  # seconds a claimed line stays owned without renewal
+    batch_window_scale: float = 1.0  # completion_window multiplier (tests shrink it)
+    batch_max_file_bytes: int = 200 * 1024 * 1024
+    batch_max_lines: int = 50_000
+
     # routing defaults (DESIGN §4)
     default_retry: int = 2
     default_timeout: float = 120.0

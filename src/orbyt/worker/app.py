@@ -20,6 +20,7 @@ from orbyt.shared.redis import queue, roles
 from orbyt.shared.redis.arq_fence import ArqRedis, Worker, func
 from orbyt.shared.redis.clients import client
 from orbyt.shared.settings import Settings, get_settings
+from orbyt.worker.batch import BatchRunner
 from orbyt.worker.context import WorkerContext, serve_metrics
 from orbyt.worker.serve import serve
 
@@ -58,6 +59,7 @@ class OrbytWorker(Worker):
         self._wake = asyncio.Event()
         self._claim: Any = None
         self._context: WorkerContext | None = None
+        self.batch: BatchRunner | None = None  # the batch line pool (batch_concurrency > 0)
 
     @property
     def context(self) -> WorkerContext:
@@ -72,11 +74,15 @@ class OrbytWorker(Worker):
         if self._context is None:
             serve_metrics(self.settings)
             self._context = WorkerContext.create(self.settings, self.pool)
+        if self.batch is None and self.settings.batch_concurrency > 0:
+            state = self._context.state or self.pool  # batches live in the state role
+            self.batch = BatchRunner(self._context, state, lambda: self.allow_pick_jobs)
 
     async def main(self) -> None:
         await self.prepare()
         listener = asyncio.create_task(self.listen())
         lag = asyncio.create_task(metrics.watch_loop_lag())
+        batch = asyncio.create_task(self.batch.run()) if self.batch is not None else None
         log.info("worker ready on queue %s (max_jobs=%d)", self.queue_name, self.max_jobs)
         try:
             while True:
@@ -94,19 +100,25 @@ class OrbytWorker(Worker):
         finally:
             listener.cancel()
             lag.cancel()
+            if batch is not None:
+                batch.cancel()
 
     async def listen(self) -> None:
         """Wake-ups and cancellations, on one pub/sub connection; reconnects on failure."""
         wake = wake_channel(self.queue_name).encode()
+        batch_wake = wake_channel(self.settings.batch_queue).encode()
         while True:
             try:
                 pubsub = self.pool.pubsub()
-                await pubsub.subscribe(wake, CANCEL_CHANNEL)
+                await pubsub.subscribe(wake, batch_wake, CANCEL_CHANNEL)
                 async for message in pubsub.listen():
                     if message["type"] != "message":
                         continue
                     if message["channel"] == wake:
                         self._wake.set()
+                    elif message["channel"] == batch_wake:
+                        if self.batch is not None:
+                            self.batch.wake()
                     else:
                         self.context.jobs.cancel(message["data"].decode())
             except asyncio.CancelledError:
@@ -119,6 +131,8 @@ class OrbytWorker(Worker):
 
     async def close(self) -> None:
         try:
+            if self.batch is not None:
+                await self.batch.close()
             await super().close()
         finally:
             if self._context is not None:

@@ -16,10 +16,10 @@ from pydantic import SecretStr
 from orbyt.api.auth import Authenticator, bearer
 from orbyt.api.keystore import PREFIX, KeyStore, hash_key
 from orbyt.api.routes.admin import admin
-from orbyt.api.usage import UsageEvent, counters
 from orbyt.shared.catalog import default_catalog
 from orbyt.shared.errors import AuthenticationFailed, PermissionDenied
 from orbyt.shared.settings import Settings
+from orbyt.shared.usage import UsageEvent, counters
 
 STATIC = ["sk-or-v1-" + c * 64 for c in "abc"]
 

@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from orbyt.api.auth import bearer
 from orbyt.api.keystore import KeyStore
 from orbyt.api.state import AppState
-from orbyt.api.usage import day, read
 from orbyt.shared.errors import AuthenticationFailed, NotFound, PermissionDenied
+from orbyt.shared.usage import day, read
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 

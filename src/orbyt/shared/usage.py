@@ -1,9 +1,12 @@
-"""Usage records aggregated in Redis per gateway key, day and model (DESIGN §5, §9).
+"""Usage records aggregated in Redis per gateway key, day and model (DESIGN §5, §9);
+written by the API (interactive requests) and by batch workers (batch lines).
 
     orbyt:usage:{key_id}:{YYYY-MM-DD}   hash  "{model}|{field}" -> counter
 fields: requests, errors, prompt_tokens, completion_tokens, cached_tokens, attempts,
 latency_ms, cost_micros (gateway-billed, USD millionths), byok_requests,
-provider_billed_cost_micros (what the caller's own provider account pays, for BYOK).
+provider_billed_cost_micros (what the caller's own provider account pays, for BYOK),
+batch_requests and batch_cost_micros (the part of requests / cost_micros that were batch
+lines; the worker bills those with the line's recorded outcome, see worker.batch).
 
 An answer served by more than one attempt (a stream cut after content and continued on a
 fallback) carries `usage.by_model`, each attempt's share (`worker.billing`): its tokens and
@@ -35,6 +38,7 @@ class UsageEvent:
     attempts: int
     latency_ms: float
     usage: dict[str, Any] | None
+    batch: bool = False  # a batch line (billed by the worker that ran it)
 
 
 def cost_micros(catalog: Catalog, model: str, prompt: int, completion: int) -> int:
@@ -52,6 +56,8 @@ def counters(event: UsageEvent, catalog: Catalog) -> dict[str, int]:
     details = usage.get("prompt_tokens_details") or {}
     cached = int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
     out = {"requests": 1, "attempts": event.attempts, "latency_ms": round(event.latency_ms)}
+    if event.batch:
+        out["batch_requests"] = 1
     if event.status >= 400:
         out["errors"] = 1
         return out
@@ -62,6 +68,8 @@ def counters(event: UsageEvent, catalog: Catalog) -> dict[str, int]:
         out["provider_billed_cost_micros"] = cost
     else:
         out["cost_micros"] = cost
+        if event.batch:
+            out["batch_cost_micros"] = cost
     return out
 
 
@@ -77,6 +85,8 @@ def increments(event: UsageEvent, catalog: Catalog) -> dict[tuple[str, str], int
         (model, "attempts"): event.attempts,
         (model, "latency_ms"): round(event.latency_ms),
     }
+    if event.batch:
+        out[(model, "batch_requests")] = 1
     if event.status >= 400:
         out[(model, "errors")] = 1
     elif event.key_source == "byok":
@@ -111,6 +121,10 @@ def day(ts: float | None = None) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(ts))
 
 
+def usage_key(key_id: str, on: str) -> str:
+    return f"orbyt:usage:{key_id}:{on}"
+
+
 class UsageBuffer:
     """Aggregates usage in memory and writes it with one pipeline per interval (default
     1 s), so accounting costs no Redis round trip per request. `flush()` on shutdown."""
@@ -121,7 +135,7 @@ class UsageBuffer:
         self._pending: dict[tuple[str, str], int] = defaultdict(int)
 
     def add(self, event: UsageEvent) -> None:
-        key = f"orbyt:usage:{event.key_id}:{day()}"
+        key = usage_key(event.key_id, day())
         for (model, name), value in increments(event, self._catalog).items():
             if value:
                 self._pending[(key, f"{model}|{name}")] += value
@@ -151,7 +165,7 @@ async def record(redis: Redis, catalog: Catalog, event: UsageEvent) -> None:
 
 
 async def read(redis: Redis, key_id: str, on: str) -> dict[str, dict[str, int]]:
-    raw = await redis.hgetall(f"orbyt:usage:{key_id}:{on}")  # type: ignore[misc]
+    raw = await redis.hgetall(usage_key(key_id, on))  # type: ignore[misc]
     out: dict[str, dict[str, int]] = defaultdict(dict)
     for field, value in raw.items():
         model, _, name = field.decode().rpartition("|")

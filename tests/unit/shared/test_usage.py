@@ -1,12 +1,12 @@
-"""api.usage with several billed attempts: each model's tokens and cost on its own record,
+"""shared.usage with several billed attempts: each model's tokens and cost on its own record,
 the request on the model that answered (a stream cut and continued on a fallback)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from orbyt.api.usage import UsageEvent, cost_micros, increments
 from orbyt.shared.catalog import default_catalog
+from orbyt.shared.usage import UsageEvent, cost_micros, increments
 
 PRIMARY, FALLBACK = "openai/gpt-5-mini", "anthropic/claude-3-haiku"
 
