@@ -23,55 +23,87 @@ SECRET_KEY = "Zt8qL2mVx9RwK4pN7sJc3hY6bD1fG5aQ0eUiOoTr"
 
 
 class RedisServer:
-    def __init__(self) -> None:
+    """A redis-server on a free loopback port. By default without persistence; `persist`
+    turns AOF on (`appendfsync always`, what the state role runs with); `tls` = (cert, key,
+    CA) serves TLS only; `args` are more redis-server options (e.g. `--maxmemory`)."""
+
+    def __init__(
+        self,
+        *args: str,
+        persist: bool = False,
+        tls: tuple[str, str, str] | None = None,
+        port: int | None = None,
+    ) -> None:
         binary = os.environ.get("ORBYT_REDIS_SERVER") or shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("integration tests need redis-server on PATH (see README)")
         self.binary = binary
-        self.port = free_port()
+        self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="orbyt-test-redis-")
         self.proc: subprocess.Popen[bytes] | None = None
         self._next_db = 0
+        self.args = list(args)
+        self.persist = persist
+        self.tls = tls
+
+    def command(self) -> list[str]:
+        persistence = (
+            ["--appendonly", "yes", "--appendfsync", "always"]
+            if self.persist
+            else ["--save", "", "--appendonly", "no"]
+        )
+        ports = ["--port", str(self.port)]
+        if self.tls is not None:
+            cert, key, ca = self.tls
+            ports = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", cert]
+            ports += ["--tls-key-file", key, "--tls-ca-cert-file", ca, "--tls-auth-clients", "no"]
+        return [
+            self.binary,
+            *ports,
+            "--bind",
+            "127.0.0.1",
+            *persistence,
+            "--dir",
+            self.dir,
+            "--databases",
+            "64",
+            "--loglevel",
+            "warning",
+            *self.args,
+        ]
 
     def start(self) -> RedisServer:
         self.proc = subprocess.Popen(
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                self.dir,
-                "--databases",
-                "64",
-                "--loglevel",
-                "warning",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         wait_port(self.port)
         return self
+
+    def url(self, db: int = 0) -> str:
+        return f"{'rediss' if self.tls else 'redis'}://127.0.0.1:{self.port}/{db}"
 
     def new_db_url(self) -> str:
         """Each gateway gets its own database so queues never mix between tests."""
         self._next_db = self._next_db % 63 + 1
         return f"redis://127.0.0.1:{self.port}/{self._next_db}"
 
-    def stop(self) -> None:
-        if self.proc is not None:
+    def kill(self) -> None:
+        """Stop at once (SIGKILL), keeping the data directory."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop(self, keep_data: bool = False) -> None:
+        if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(10)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not keep_data:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
-    def restart(self) -> None:
-        self.stop()
-        self.dir = tempfile.mkdtemp(prefix="orbyt-test-redis-")
+    def restart(self, keep_data: bool = False) -> None:
+        self.stop(keep_data)
+        if not keep_data:
+            self.dir = tempfile.mkdtemp(prefix="orbyt-test-redis-")
         self.start()
 
 
