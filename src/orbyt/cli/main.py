@@ -164,11 +164,23 @@ def api(host: str, port: int, log_level: str, no_env_check: bool) -> int:
 )
 @click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
 @click.option("--no-env-check", is_flag=True, hidden=True, help=_ENV_CHECK_HELP)
-def worker(log_level: str, burst: bool, no_env_check: bool) -> int:
+@click.option(
+    "--check", is_flag=True, help="Exit 0 if a worker on this host is alive, else 1 (health check)."
+)
+def worker(log_level: str, burst: bool, no_env_check: bool, check: bool) -> int:
     """Run a queue worker.
 
     Configured by ORBYT_* variables and the ORBYT_CONFIG file, like every API and worker.
     """
+    if check:
+        from orbyt.worker.app import check as alive
+
+        try:
+            ok = asyncio.run(alive())
+        except Exception as exc:  # Redis unreachable: unhealthy, one line
+            click.echo(f"worker check failed: {type(exc).__name__}", err=True)
+            ok = False
+        sys.exit(0 if ok else 1)
     run_worker(log_level.lower(), burst, env_check=not no_env_check)
     return 0
 

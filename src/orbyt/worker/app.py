@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from typing import Any
 
 import orjson
@@ -59,6 +60,7 @@ class OrbytWorker(Worker):
         self._wake = asyncio.Event()
         self._claim: Any = None
         self._context: WorkerContext | None = None
+        self._alive_at = -queue.ALIVE_EVERY
         self.batch: BatchRunner | None = None  # the batch line pool (batch_concurrency > 0)
 
     @property
@@ -150,6 +152,10 @@ class OrbytWorker(Worker):
                 del self.tasks[job_id]
                 t.result()  # surface errors of arq's own bookkeeping
         await self.heart_beat()
+        now = self.loop.time()
+        if now - self._alive_at >= queue.ALIVE_EVERY:
+            self._alive_at = now
+            await queue.mark_alive(self.pool, self.queue_name, socket.gethostname())
 
     async def claim(self) -> list[tuple[str, bytes]]:
         """(job id, job data) of every ready job this worker has room for, now its own."""
@@ -186,6 +192,17 @@ class OrbytWorker(Worker):
         finally:
             with contextlib.suppress(Exception):  # fire-and-forget cleanup on the fast conn
                 queue.finished(await self.context.publisher.connection(), job_id)
+
+
+async def check(settings: Settings | None = None) -> bool:
+    """Whether a worker on this host polled the chat queue recently (`orbyt worker --check`,
+    the container health check)."""
+    settings = settings or get_settings()
+    redis = roles.queue_client(settings, socket_timeout=5)
+    try:
+        return await queue.host_alive(redis, settings.chat_queue, socket.gethostname())
+    finally:
+        await redis.aclose()
 
 
 def build_worker(

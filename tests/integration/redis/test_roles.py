@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import secrets
 import string
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +21,7 @@ import pytest
 import redis
 
 from tests.fakes import FakeOpenAI, Reply
-from tests.gateway import GATEWAY_KEY, Gateway, RedisServer
+from tests.gateway import GATEWAY_KEY, ROOT, Gateway, RedisServer, free_port
 from tests.integration.leakscan import Needles
 
 pytestmark = pytest.mark.integration
@@ -176,3 +178,13 @@ def test_keys_revocations_and_usage_survive_a_state_redis_crash(
     assert wait_for(lambda: requests_counted() == 2)
     listed = {k["id"]: k for k in admin(gw, "GET", "/admin/keys").json()["data"]}
     assert listed[gone["id"]]["revoked"] is True and not listed[kept["id"]]["revoked"]
+
+
+def test_worker_check_reports_this_hosts_worker(gw: Gateway) -> None:
+    def check(env: dict[str, str]) -> int:
+        cmd = [sys.executable, "-m", "orbyt", "worker", "--check"]
+        return subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, timeout=30).returncode
+
+    assert wait_for(lambda: check(gw.env) == 0)
+    assert check({**gw.env, "ORBYT_CHAT_QUEUE": "orbyt:nobody-polls-this"}) == 1
+    assert check({**gw.env, "ORBYT_QUEUE_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}) == 1

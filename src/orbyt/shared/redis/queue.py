@@ -5,7 +5,8 @@ Keys: the job `arq:job:{rid}` (arq's format, JSON serializer, PX = pickup timeou
 entry in the queue sorted set (score: enqueue time ms), the claimed marker
 `arq:in-progress:{rid}`, the wake-up channel `orbyt:wake:{queue}`, the cancel key and
 channel (`orbyt:cancel:{rid}`, `orbyt:cancel`), the BYOK side-car `orbyt:byok:{rid}`, and
-arq's worker health record `{queue}:health-check`. arq's names come from `arq_fence`.
+arq's worker health record `{queue}:health-check`, and one liveness key per worker host
+`orbyt:alive:{queue}:{host}` (the container health check). arq's names come from `arq_fence`.
 """
 
 from __future__ import annotations
@@ -169,6 +170,24 @@ class Claimer:
 def finished(conn: Conn, rid: str) -> None:
     """A job ended: its data and claimed marker go, fire-and-forget on the fast connection."""
     send_and_forget(conn, command(b"DEL", job_key(rid).encode(), in_progress_key(rid).encode()))
+
+
+ALIVE_EVERY = 2.0  # seconds between a worker's liveness writes
+ALIVE_FOR = 10.0  # a worker not heard from this long is not alive
+
+
+def alive_key(queue: str, host: str) -> str:
+    return f"orbyt:alive:{queue}:{host}"
+
+
+async def mark_alive(redis: Redis, queue: str, host: str) -> None:
+    """A worker on `host` (its container) is polling `queue`."""
+    await redis.set(alive_key(queue, host), b"1", px=int(ALIVE_FOR * 1000))
+
+
+async def host_alive(redis: Redis, queue: str, host: str) -> bool:
+    """Whether a worker on `host` polled `queue` recently (`orbyt worker --check`)."""
+    return bool(await redis.exists(alive_key(queue, host)))
 
 
 async def workers_alive(redis: Redis, queue: str) -> bool:
