@@ -5,7 +5,8 @@ written synchronously (so order and `seq` agree without a lock), then its reply 
 A PUBLISH that reaches no subscriber means the API side is gone (client disconnected, API
 crashed or gave up on pickup): the job is cancelled through the `cancel` callback it was
 given (`Jobs.cancel`, the worker's one cancellation path), or, when the frame's reply is
-awaited in the job itself, by `ReplyGone`.
+awaited in the job itself, by `ReplyGone`. A lost Redis connection ends the job the same way
+(`RedisLost`, a `ReplyGone`): no frame could reach the caller any more.
 """
 
 from __future__ import annotations
@@ -28,10 +29,17 @@ from orbyt.shared.contract import (
     encode_frame,
 )
 from orbyt.shared.redis.fast import PipelinedConnection, publish
+from orbyt.shared.redis.link import Conn
 
 
 class ReplyGone(Exception):
     """Nobody listens on the reply channel any more."""
+
+
+class RedisLost(ReplyGone):
+    """The connection to Redis failed: no frame can reach the caller (whose API side has
+    lost its subscription too and answers with a clear error), so the job ends like one
+    whose caller went away. An expected event (a Redis restart or failover), not a bug."""
 
 
 class Publisher:
@@ -52,17 +60,28 @@ class Publisher:
         self.closed = False
         self.gone = False
 
+    async def _connection(self) -> Conn:
+        try:
+            return self._conn.current() or await self._conn.connection()
+        except ConnectionError as exc:
+            self.gone = True
+            raise RedisLost(self._channel.decode()) from exc
+
     async def _send(
         self, kind: bytes, meta: FrameMeta | None, payload: bytes, urgent: bool = True
     ) -> None:
-        conn = await self._conn.connection()
+        conn = await self._connection()
         if self.closed:
             return
         # numbering and writing happen with no await in between: frames leave in seq order
         frame = encode_frame(kind, self._seq, meta, payload)
         self._seq += 1
         self._last = asyncio.get_running_loop().time()
-        (receivers,) = await publish(conn, self._channel, frame, urgent)
+        try:
+            (receivers,) = await publish(conn, self._channel, frame, urgent)
+        except ConnectionError as exc:
+            self.gone = True
+            raise RedisLost(self._channel.decode()) from exc
         if receivers == 0:
             self.gone = True
             raise ReplyGone(self._channel)
@@ -70,7 +89,7 @@ class Publisher:
     async def start(self, meta: StartMeta) -> None:
         """Announce the pickup. Its reply is checked by callback, so the upstream call
         starts without waiting for a Redis round trip (nobody listening cancels the job)."""
-        conn = self._conn.current() or await self._conn.connection()
+        conn = await self._connection()
         frame = encode_frame(START, self._seq, meta, b"")
         self._seq += 1
         self._last = asyncio.get_running_loop().time()

@@ -119,3 +119,11 @@ def judge(outcomes: list[Outcome], expected: str) -> dict[str, int]:
     bad = [v for v in verdicts if v not in ("ok", "error")]
     assert not bad, bad[:5]
     return {"ok": verdicts.count("ok"), "error": verdicts.count("error")}
+
+
+BAD_LOG = ('"level":"error"', '"level":"critical"', "Traceback", "never retrieved")
+
+
+def log_errors(logs: str) -> list[str]:
+    """Log lines that mean a bug (an expected Redis blip is INFO/WARNING)."""
+    return [line[:300] for line in logs.splitlines() if any(b in line for b in BAD_LOG)]

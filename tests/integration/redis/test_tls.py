@@ -18,6 +18,7 @@ from tests.gateway import Gateway, RedisServer
 from tests.integration.faults_support import MSG, Fakes, read_stream, running_fakes
 from tests.integration.faults_support import client as sdk
 from tests.integration.redis.certs import private_ca
+from tests.integration.redis.load import log_errors
 
 pytestmark = pytest.mark.integration
 
@@ -90,4 +91,4 @@ def test_the_gateway_runs_over_rediss(tls_server: tuple[RedisServer, str], fakes
         )
         assert s.error is None and s.text == r.choices[0].message.content
         assert s.finishes == ["stop"]
-        assert "ERROR" not in gw.all_logs()
+        assert not log_errors(gw.all_logs())
