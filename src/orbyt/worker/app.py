@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -20,6 +21,7 @@ from orbyt.shared.contract import CANCEL_CHANNEL, JOB_FUNCTION, ChatJob, wake_ch
 from orbyt.shared.redis import queue, roles
 from orbyt.shared.redis.arq_fence import ArqRedis, Worker, func
 from orbyt.shared.redis.clients import client
+from orbyt.shared.redis.hub import PubSubHub, SubscriptionFailed
 from orbyt.shared.settings import Settings, get_settings
 from orbyt.worker.batch import BatchRunner
 from orbyt.worker.context import WorkerContext, serve_metrics
@@ -106,29 +108,40 @@ class OrbytWorker(Worker):
                 batch.cancel()
 
     async def listen(self) -> None:
-        """Wake-ups and cancellations, on one pub/sub connection; reconnects on failure."""
-        wake = wake_channel(self.queue_name).encode()
-        batch_wake = wake_channel(self.settings.batch_queue).encode()
+        """Wake-ups and cancellations, on one hardened pub/sub connection (`PubSubHub`: idle
+        PING, a half-open connection replaced within seconds); each channel resubscribes
+        after a failure, and a resubscribed wake-up channel polls at once (jobs enqueued
+        meanwhile are not left waiting for the fallback poll)."""
+        hub = PubSubHub(roles.queue_url(self.settings), 100_000, roles.liveness(self.settings))
+        batch = self.settings.batch_queue
+        try:
+            await asyncio.gather(
+                self._follow(hub, wake_channel(self.queue_name), lambda _: self._wake.set()),
+                self._follow(hub, wake_channel(batch), lambda _: self._wake_batch()),
+                self._follow(hub, CANCEL_CHANNEL, self._cancel),
+            )
+        finally:
+            await hub.close()
+
+    def _cancel(self, rid: str) -> None:
+        if rid:
+            self.context.jobs.cancel(rid)
+
+    def _wake_batch(self) -> None:
+        if self.batch is not None:
+            self.batch.wake()
+
+    @staticmethod
+    async def _follow(hub: PubSubHub, channel: str, handle: Callable[[str], None]) -> None:
         while True:
             try:
-                pubsub = self.pool.pubsub()
-                await pubsub.subscribe(wake, batch_wake, CANCEL_CHANNEL)
-                async for message in pubsub.listen():
-                    if message["type"] != "message":
-                        continue
-                    if message["channel"] == wake:
-                        self._wake.set()
-                    elif message["channel"] == batch_wake:
-                        if self.batch is not None:
-                            self.batch.wake()
-                    else:
-                        self.context.jobs.cancel(message["data"].decode())
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning(
-                    "worker pub/sub listener lost its connection (%s); retrying", type(exc).__name__
-                )
+                sub = await hub.subscribe(channel)
+                handle("")  # (re)subscribed: whatever was published meanwhile is looked at
+                while True:
+                    with contextlib.suppress(TimeoutError):
+                        handle((await sub.next(3600)).decode())
+            except (SubscriptionFailed, ConnectionError, TimeoutError) as exc:
+                log.info("worker pub/sub on %s interrupted (%s); resubscribing", channel, exc)
                 await asyncio.sleep(0.5)
 
     async def close(self) -> None:

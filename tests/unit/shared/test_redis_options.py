@@ -27,6 +27,7 @@ def test_defaults() -> None:
     opts = parse("redis://localhost")
     assert opts.hosts == (("localhost", 6379),)
     assert (opts.db, opts.username, opts.password, opts.connect_timeout) == (0, None, None, 5.0)
+    assert opts.socket_timeout == 5.0
     assert opts.ssl_context() is None
 
 

@@ -9,7 +9,7 @@ Accepted URLs:
 
 Options (query string): `ssl_ca_certs`, `ssl_certfile`, `ssl_keyfile`,
 `ssl_cert_reqs` (required|optional|none), `ssl_check_hostname` (true|false),
-`socket_connect_timeout`, `socket_timeout` (seconds), and for Sentinel
+`socket_connect_timeout`, `socket_timeout` (seconds, both 5 by default), and for Sentinel
 `sentinel_username`, `sentinel_password` (the sentinels' own ACL; the URL's credentials are
 the master's). The service name defaults to `mymaster`. Unknown options are an error: a
 typo must not silently drop TLS verification.
@@ -60,7 +60,9 @@ class RedisOptions:
     ssl_cert_reqs: str = "required"
     ssl_check_hostname: bool = False  # redis-py's and arq's default, kept for all clients
     connect_timeout: float = 5.0
-    socket_timeout: float | None = None
+    # redis-py: a reply awaited this long means a dead connection (it is dropped and the
+    # command fails), so a silently dropped connection cannot hang a request or the worker
+    socket_timeout: float | None = 5.0
 
     @property
     def sentinel(self) -> bool:
@@ -151,7 +153,7 @@ def parse(url: str) -> RedisOptions:
         ssl_cert_reqs=reqs,
         ssl_check_hostname=query.get("ssl_check_hostname", "false").lower() in ("1", "true"),
         connect_timeout=float(query.get("socket_connect_timeout", 5.0)),
-        socket_timeout=float(timeout) if timeout else None,
+        socket_timeout=float(timeout) if timeout else 5.0,
     )
 
 
