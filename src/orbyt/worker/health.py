@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from orbyt.shared.secret import Secret
 from orbyt.worker.policy import BreakerState, Verdict
+
+log = logging.getLogger("orbyt.worker")
 
 # KEYS: breaker hash, stats hash. ARGV: outcome (ok|fail|neutral), ttft_ms (or -1), now_ms,
 # threshold, cooldown_ms, alpha.
@@ -143,8 +147,12 @@ class Health:
         await asyncio.sleep(self._flush_interval)
         pending, self._ok = self._ok, {}
         now_ms = int(time.time() * 1000)
-        for route, (_, ttft_sum, ttft_n) in pending.items():
-            await self._write(route, Verdict.OK, ttft_sum / ttft_n if ttft_n else None, now_ms)
+        try:
+            for route, (_, ttft_sum, ttft_n) in pending.items():
+                mean = ttft_sum / ttft_n if ttft_n else None
+                await self._write(route, Verdict.OK, mean, now_ms)
+        except (OSError, RedisError) as exc:  # the state Redis restarting: statistics wait
+            log.warning("route health flush failed (%s)", type(exc).__name__)
 
     async def _write(
         self, route: str, outcome: Verdict, ttft_ms: float | None, now_ms: int
