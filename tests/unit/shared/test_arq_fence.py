@@ -3,6 +3,7 @@ the worker misbehaves (the version pin in pyproject keeps upgrades deliberate)."
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from importlib.metadata import version
 
@@ -50,9 +51,15 @@ def test_worker_internals_orbyt_overrides_or_drives() -> None:
     assert inspect.iscoroutinefunction(Worker._poll_iteration)
     assert list(inspect.signature(Worker._poll_iteration).parameters) == ["self"]
     assert list(inspect.signature(Worker.heart_beat).parameters) == ["self"]
-    worker = build_worker(Settings(redis_url="redis://127.0.0.1:1/0"))
-    for name in arq_fence.WORKER_ATTRIBUTES:
-        assert hasattr(worker, name), f"arq Worker lost the attribute {name}"
-    assert worker.health_check_key == arq_fence.health_key(worker.queue_name)
-    assert isinstance(worker.job_counter, int) and isinstance(worker.tasks, dict)
-    assert isinstance(worker, OrbytWorker)
+    loop = asyncio.new_event_loop()  # arq's Worker takes the current loop when built
+    asyncio.set_event_loop(loop)
+    try:
+        worker = build_worker(Settings(redis_url="redis://127.0.0.1:1/0"))
+        for name in arq_fence.WORKER_ATTRIBUTES:
+            assert hasattr(worker, name), f"arq Worker lost the attribute {name}"
+        assert worker.health_check_key == arq_fence.health_key(worker.queue_name)
+        assert isinstance(worker.job_counter, int) and isinstance(worker.tasks, dict)
+        assert isinstance(worker, OrbytWorker) and worker.loop is loop
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
