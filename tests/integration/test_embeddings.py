@@ -84,7 +84,7 @@ def client(gw: Gateway, fakes: Fakes) -> Iterator[openai.OpenAI]:
 
 
 def close(a: list[float], b: list[float]) -> bool:
-    return len(a) == len(b) and all(math.isclose(x, y, rel_tol=1e-6) for x, y in zip(a, b))
+    return len(a) == len(b) and all(math.isclose(x, y, rel_tol=1e-6) for x, y in zip(a, b, strict=True))
 
 
 def post(gw: Gateway, body: dict[str, Any]) -> httpx.Response:
@@ -117,7 +117,7 @@ def test_openai_list_float_dimensions_user(client: openai.OpenAI, fakes: Fakes) 
         model=LARGE, input=["a", "b", "c"], dimensions=8, encoding_format="float", user="u1"
     )
     assert [d.index for d in res.data] == [0, 1, 2]
-    assert all(close(d.embedding, vector(t, 8)) for d, t in zip(res.data, "abc"))
+    assert all(close(d.embedding, vector(t, 8)) for d, t in zip(res.data, "abc", strict=True))
     assert fakes.openai.last.json == {
         "model": "text-embedding-3-large",
         "input": ["a", "b", "c"],
