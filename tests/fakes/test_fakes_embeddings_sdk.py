@@ -24,7 +24,9 @@ KEY = "sk-test-key-0123456789"
 
 
 def _close(a: list[float], b: list[float]) -> bool:
-    return len(a) == len(b) and all(math.isclose(x, y, rel_tol=1e-6) for x, y in zip(a, b, strict=True))
+    if len(a) != len(b):
+        return False
+    return all(math.isclose(x, y, rel_tol=1e-6) for x, y in zip(a, b, strict=True))
 
 
 @pytest.fixture(scope="module")

@@ -84,7 +84,9 @@ def client(gw: Gateway, fakes: Fakes) -> Iterator[openai.OpenAI]:
 
 
 def close(a: list[float], b: list[float]) -> bool:
-    return len(a) == len(b) and all(math.isclose(x, y, rel_tol=1e-6) for x, y in zip(a, b, strict=True))
+    if len(a) != len(b):
+        return False
+    return all(math.isclose(x, y, rel_tol=1e-6) for x, y in zip(a, b, strict=True))
 
 
 def post(gw: Gateway, body: dict[str, Any]) -> httpx.Response:
