@@ -3,10 +3,11 @@
 One gateway runs with `--log-level debug` while a Redis `MONITOR` records every command of
 the whole module. Each test drives BYOK requests through one path — stream, non-stream,
 embeddings, upstream 401 and 429, fallback to another provider, client cancellation, a
-worker killed mid-job, a side-car that expired before pickup or was withdrawn, a job re-run without its
-side-car — and then searches every log line, every command Redis received, every Redis key
-and value, `/metrics` of the API and the worker, and every HTTP response for every key used
-so far (plain, URL-encoded, hex, base64; any 23+ character fragment; see leakscan.py).
+worker killed mid-job, a side-car that expired before pickup or was withdrawn, a job re-run
+without its side-car — and then searches every log line, every command Redis received,
+every Redis key and value, `/metrics` of the API and the worker, and every HTTP response for
+every key used so far (plain, URL-encoded, hex, base64; any 23+ character fragment; see
+leakscan.py).
 
 Keys have realistic shapes (OpenAI `sk-proj-…T3BlbkFJ…`, Anthropic `sk-ant-api03-…AA`,
 Google `AIza…`), so redaction by shape is exercised, and one is a shapeless 40-character
