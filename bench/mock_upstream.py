@@ -11,7 +11,7 @@ then ``data: [DONE]``).
 Routes:
     POST /v1/chat/completions   stream and non-stream
     POST /v1/embeddings         one fixed vector per input (``dimensions`` or 1536 floats),
-                                as floats or base64 (``encoding_format``), no delay
+                                as floats or base64 (``encoding_format``), after ``ttft``
     GET  /v1/models             OpenAI list shape
     GET  /_bench/profile        the current profile (tokens, ttft, per_token)
     POST /_bench/profile        change the profile at run time (JSON body, any subset)
@@ -407,7 +407,13 @@ class MockProtocol(asyncio.Protocol):
             model_json,
             usage,
         )
-        self._send_json(200, payload, req.keep_alive)
+        if PROFILE.ttft <= 0:
+            self._send_json(200, payload, req.keep_alive)
+            return
+        self.busy = True
+        loop = asyncio.get_running_loop()
+        self.timer = loop.call_later(PROFILE.ttft, self._finish_delayed, payload, req.keep_alive)
+        STATS.streams_active += 1
 
     def _finish_delayed(self, payload: bytes, keep_alive: bool) -> None:
         self.timer = None
