@@ -9,6 +9,7 @@ failover).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ import httpx
 import openai
 import pytest
 
+from orbyt.shared.catalog import default_catalog
 from tests.fakes import Error, FakeGemini, FakeMistral, FakeOpenAI, Hang, Reply
 from tests.fakes.embeddings import vector
 from tests.gateway import GATEWAY_KEY, Gateway, RedisServer
@@ -33,6 +35,7 @@ SMALL = "openai/text-embedding-3-small"
 LARGE = "openai/text-embedding-3-large"
 GEMINI = "google/gemini-embedding-001"
 MISTRAL = "mistral/mistral-embed"
+ADMIN_KEY = "sk-admin-" + "5" * 40
 
 
 @dataclass
@@ -71,6 +74,7 @@ def gw(redis_server: RedisServer, fakes: Fakes) -> Iterator[Gateway]:
         "ORBYT_BACKOFF_BASE": "0.05",
         "ORBYT_NONSTREAM_TIMEOUT": "1.5",
         "ORBYT_BREAKER_FAILURES": "1000",
+        "ORBYT_ADMIN_KEY": ADMIN_KEY,
     }
     with Gateway(redis_server.new_db_url(), env) as gateway:
         yield gateway
@@ -245,3 +249,30 @@ def test_byok_key_goes_upstream(client: openai.OpenAI, fakes: Fakes) -> None:
     client.embeddings.create(model=SMALL, input="a", extra_body={"extra": {"byok": BYOK}})
     assert fakes.openai.last.headers["authorization"] == f"Bearer {BYOK}"
     assert "extra" not in fakes.openai.last.json
+
+
+# ---------------------------------------------------------------------- usage and cost
+def admin(gw: Gateway, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    headers = {"authorization": f"Bearer {ADMIN_KEY}"}
+    return httpx.request(method, gw.url() + path, headers=headers, timeout=10, **kwargs)
+
+
+def test_usage_and_cost_are_recorded(gw: Gateway, fakes: Fakes) -> None:
+    fakes.reset()
+    created = admin(gw, "POST", "/admin/keys", json={"name": "embeddings-usage"}).json()
+    fakes.openai.script(Error(503), Reply(usage=(5000, 0)))
+    with openai.OpenAI(api_key=created["key"], base_url=gw.base_url, max_retries=0) as c:
+        c.embeddings.create(model=SMALL, input="a", extra_body={"extra": {"retry": 1}})
+    info = default_catalog().get(SMALL)
+    assert info is not None and info.input_price is not None
+
+    def records() -> dict[str, Any]:
+        r = admin(gw, "GET", "/admin/usage", params={"key_id": created["id"]})
+        return dict(r.json()["models"])
+
+    end = time.monotonic() + 5
+    while not records() and time.monotonic() < end:
+        time.sleep(0.05)
+    record = records()[SMALL]
+    assert record["prompt_tokens"] == 5000 and not record.get("completion_tokens")
+    assert record["cost_micros"] == round(5000 * info.input_price) > 0
