@@ -90,10 +90,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document plus the chat route, which is a plain ASGI endpoint."""
+    """FastAPI's document plus the chat and embeddings routes, plain ASGI endpoints."""
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
-        schema["paths"] = {chat.PATH: {"post": chat.openapi_operation()}, **schema["paths"]}
+        schema["paths"] = {
+            chat.PATH: {"post": chat.openapi_operation()},
+            embeddings.PATH: {"post": embeddings.openapi_operation()},
+            **schema["paths"],
+        }
         app.openapi_schema = schema
     return app.openapi_schema
 

@@ -30,7 +30,7 @@ from orbyt.shared.contract import Candidate
 from orbyt.shared.errors import InvalidRequest
 from orbyt.shared.providers import Adapter
 from orbyt.shared.providers.base import embeddings_role
-from orbyt.shared.wire import MAX_MODEL_ID, MODEL_ID, Extra, _invalid, _loads, _shown
+from orbyt.shared.wire import MAX_MODEL_ID, MODEL_ID, Extra, _inline, _invalid, _loads, _shown
 
 MAX_INPUTS = 2048  # OpenAI's own limit on the inputs of one request
 EMBEDDINGS_FIELDS = frozenset({"input", "model", "dimensions", "encoding_format", "user", "extra"})
@@ -46,6 +46,25 @@ class EmbeddingsRequest(BaseModel):
     encoding_format: Literal["float", "base64"] | None = None
     user: str | None = None
     extra: Extra | None = None
+
+
+def embeddings_request_schema() -> dict[str, Any]:
+    """The request body's JSON schema, self-contained (for the OpenAPI document)."""
+    schema = EmbeddingsRequest.model_json_schema()
+    schema["properties"]["input"] = {
+        "anyOf": [
+            {"type": "string", "minLength": 1},
+            {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1},
+            {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1},
+            {
+                "type": "array",
+                "items": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                "minItems": 1,
+            },
+        ]
+    }
+    schema["additionalProperties"] = False  # unknown fields are a 400
+    return dict(_inline(schema, schema.get("$defs", {})))
 
 
 def parse_embeddings_request(raw: bytes) -> tuple[dict[str, Any], EmbeddingsRequest, InputKind]:

@@ -29,6 +29,7 @@ from orbyt.shared.embeddings import (
     EmbeddingsRequest,
     InputKind,
     check_embeddings_plan,
+    embeddings_request_schema,
     parse_embeddings_request,
 )
 from orbyt.shared.errors import OrbytError
@@ -70,6 +71,22 @@ def build_job(
         include_usage=False,
         kind=EMBEDDINGS,
     )
+
+
+def openapi_operation() -> dict[str, Any]:
+    """The OpenAPI entry of the embeddings route (FastAPI documents only its own handlers)."""
+    return {
+        "summary": "Embeddings",
+        "description": "OpenAI's embeddings, routed with fallbacks (`extra`).",
+        "operationId": "embeddings_v1_embeddings_post",
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": embeddings_request_schema()}},
+        },
+        "responses": {
+            "200": {"description": "Successful Response", "content": {"application/json": {}}}
+        },
+    }
 
 
 async def open_exchange(st: AppState, request: Request, rid: str) -> Exchange:
