@@ -19,7 +19,7 @@ import openai
 import pytest
 
 from orbyt.shared.catalog import default_catalog
-from tests.fakes import Error, FakeGemini, FakeMistral, FakeOpenAI, Hang, Reply
+from tests.fakes import Error, FakeGemini, FakeMistral, FakeOpenAI, Hang, Reply, Reset
 from tests.fakes.embeddings import vector
 from tests.gateway import GATEWAY_KEY, Gateway, RedisServer
 
@@ -194,6 +194,11 @@ def test_invalid_requests(gw: Gateway, body: dict[str, Any], param: str, text: s
     assert error["param"] == param and text in error["message"]
 
 
+def test_models_list_embedding_models(client: openai.OpenAI) -> None:
+    entry = client.models.retrieve(GEMINI).model_extra or {}
+    assert entry["dimensions"] == 3072 and "embeddings" in entry["capabilities"]
+
+
 def test_embedding_model_on_chat(gw: Gateway) -> None:
     body = {"model": SMALL, "messages": [{"role": "user", "content": "hi"}]}
     headers = {"authorization": f"Bearer {GATEWAY_KEY}"}
@@ -239,6 +244,16 @@ def test_hang_times_out_and_fails_over(client: openai.OpenAI, fakes: Fakes) -> N
     assert fakes.openai.last.json["model"] == "text-embedding-ada-002"
 
 
+def test_dropped_connections_are_retried(client: openai.OpenAI, fakes: Fakes) -> None:
+    """A reset before any byte, then a body cut half-way: both retried on the same route."""
+    fakes.mistral.script(Reset(), Reply(cut_after=0))
+    raw = client.embeddings.with_raw_response.create(
+        model=MISTRAL, input=["x"], extra_body={"extra": {"retry": 2}}
+    )
+    assert raw.headers["x-orbyt-attempts"] == "3"
+    assert close(raw.parse().data[0].embedding, vector("x", 1024))
+
+
 def test_upstream_error_reaches_the_caller(client: openai.OpenAI, fakes: Fakes) -> None:
     fakes.openai.script(Error(400, message="bad input"))
     with pytest.raises(openai.BadRequestError, match="bad input"):
@@ -276,3 +291,11 @@ def test_usage_and_cost_are_recorded(gw: Gateway, fakes: Fakes) -> None:
     record = records()[SMALL]
     assert record["prompt_tokens"] == 5000 and not record.get("completion_tokens")
     assert record["cost_micros"] == round(5000 * info.input_price) > 0
+
+
+def test_zz_no_error_in_any_log(gw: Gateway) -> None:
+    """Every request of this module, refused or failed over included, is no bug."""
+    for line in gw.all_logs().splitlines():
+        low = line.lower().replace(" ", "")
+        assert '"level":"error"' not in low and '"level":"critical"' not in low, line
+        assert "Traceback" not in line, line
