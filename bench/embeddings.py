@@ -36,6 +36,8 @@ from run import (
 )
 
 MODELS = {"direct": "text-embedding-3-small", "orbyt": "openai/text-embedding-3-small"}
+CHAT_MODELS = {"direct": "gpt-bench", "orbyt": "openai/gpt-bench"}
+CHAT_BODY = {"messages": [{"role": "user", "content": "Count for the benchmark."}]}
 
 
 async def _worker(
@@ -54,15 +56,21 @@ async def _worker(
 
 
 def _valid(raw: bytes, body: bytes) -> bool:
-    data = orjson.loads(raw).get("data") or []
-    inputs = orjson.loads(body)["input"]
-    return [d["index"] for d in data] == list(range(len(inputs)))
+    answer, request = orjson.loads(raw), orjson.loads(body)
+    if "messages" in request:  # the chat reference
+        return bool(answer["choices"][0]["message"]["content"])
+    data = answer.get("data") or []
+    return [d["index"] for d in data] == list(range(len(request["input"])))
 
 
-async def load(target: Target, requests: int, concurrency: int, body: dict[str, Any]) -> Any:
-    url = target.base_urls[0] + "/embeddings"
+async def load(
+    target: Target, requests: int, concurrency: int, body: dict[str, Any], chat: bool = False
+) -> Any:
+    """Closed-loop load: embeddings requests (or, `chat`, non-stream chat completions)."""
+    url = target.base_urls[0] + ("/chat/completions" if chat else "/embeddings")
     headers = {"authorization": f"Bearer {target.key}", "content-type": "application/json"}
-    raw = orjson.dumps({**body, "model": MODELS[target.name]})
+    model = (CHAT_MODELS if chat else MODELS)[target.name]
+    raw = orjson.dumps({**(CHAT_BODY if chat else body), "model": model})
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
         warm = [min(concurrency * 4, requests)]
@@ -78,7 +86,7 @@ async def load(target: Target, requests: int, concurrency: int, body: dict[str, 
         busy = machine_busy_seconds() - busy0
     ok = sum(r[0] for r in results)
     return {
-        "target": target.name,
+        "target": target.name + (" (chat non-stream, reference)" if chat else ""),
         "ok": ok,
         "errors": sum(r[1] for r in results),
         "rps": ok / elapsed,
@@ -115,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
             for target in targets:
                 result = asyncio.run(load(target, args.requests, args.concurrency, body))
                 results.append({**result, "latency_ms": latency * 1000})
+            chat = asyncio.run(load(targets[1], args.requests, args.concurrency, body, chat=True))
+            results.append({**chat, "latency_ms": latency * 1000})
         bench.procs.stop_all()
     lines = [
         "# Embeddings throughput",
@@ -129,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---|---|---|---|---|---|",
         *(_row(r, results) for r in results),
         "",
-        "Target: Orbyt >= 0.5x direct at C=50.",
+        "Target: Orbyt >= 0.5x direct at C=50. The reference row is Orbyt's non-stream chat on "
+        "the same mock and machine (20-token answers), against the same direct embeddings row.",
         "",
     ]
     report = "\n".join(lines)
