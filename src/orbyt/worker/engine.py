@@ -3,7 +3,8 @@ breakers and pool-key rotation, and continues a cut stream on a prefill-capable 
 Decisions are pure functions in `worker.policy`; this module is the I/O loop around them.
 
 `Walk` holds what the walk itself learns (the errors so far, the context-length floor);
-what the caller has been sent belongs to the job's `Reply`.
+what the caller has been sent belongs to the job's `Reply`. An `embeddings` job (its
+`kind`) takes the same walk; only its request and attempt differ (`worker.embeddings`).
 """
 
 from __future__ import annotations
