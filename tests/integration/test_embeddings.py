@@ -134,9 +134,11 @@ def test_openai_list_float_dimensions_user(client: openai.OpenAI, fakes: Fakes) 
 
 
 def test_openai_token_arrays_and_compatible_upstream(client: openai.OpenAI, fakes: Fakes) -> None:
-    res = client.embeddings.create(model="myvllm/e5", input=[[1, 2, 3], [4]])
-    assert len(res.data) == 2 and close(res.data[1].embedding, vector([4], 1536))
-    assert fakes.openai.last.json["model"] == "e5"
+    model = "myvllm/text-embedding-3-small"  # not in the catalog: sent as asked
+    res = client.embeddings.create(model=model, input=[[1, 2, 3], [4]], dimensions=64)
+    assert len(res.data) == 2 and close(res.data[1].embedding, vector([4], 64))
+    assert fakes.openai.last.json["model"] == "text-embedding-3-small"
+    assert fakes.openai.last.json["dimensions"] == 64
     assert fakes.openai.last.headers["authorization"] == "Bearer sk-vllm-local"
 
 
@@ -230,6 +232,21 @@ def test_503_then_fallback_across_providers(client: openai.OpenAI, fakes: Fakes)
     assert close(res.data[1].embedding, vector("b", 32))
     assert fakes.google.last.json["requests"][0]["outputDimensionality"] == 32
     assert "extra" not in fakes.google.last.json
+
+
+def test_fallback_to_a_model_of_that_size_without_dimensions(
+    client: openai.OpenAI, fakes: Fakes
+) -> None:
+    fakes.openai.script(Error(503), Error(503), Error(503))
+    raw = client.embeddings.with_raw_response.create(
+        model=LARGE,
+        input="a",
+        dimensions=1024,
+        extra_body={"extra": {"fallback_models": [MISTRAL]}},
+    )
+    assert raw.headers["x-orbyt-provider"] == "mistral"
+    assert fakes.mistral.last.json == {"model": "mistral-embed", "input": "a"}
+    assert close(raw.parse().data[0].embedding, vector("a", 1024))
 
 
 def test_hang_times_out_and_fails_over(client: openai.OpenAI, fakes: Fakes) -> None:

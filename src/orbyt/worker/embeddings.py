@@ -3,7 +3,9 @@ from the route's embeddings role, and `EmbeddingsAttempt`, a non-stream attempt 
 answer is OpenAI's embeddings list.
 
 The walk (retries, fallback, breakers, key pools, deadlines) is the chat engine's own
-(`worker.engine.Walk`); only the request and the answer differ. Vectors come back in input
+(`worker.engine.Walk`); only the request and the answer differ. A `dimensions` equal to the
+size of a model without the `dimensions` capability is left out of its request (a
+fallback to `mistral/mistral-embed` for `dimensions: 1024`). Vectors come back in input
 order with their `index`, each in the caller's `encoding_format`: a float list, or the
 base64 of little-endian float32s (rendered here when the upstream only returns floats, and
 decoded here when the caller asked for floats and the upstream sent base64). Usage is the
@@ -35,6 +37,10 @@ def build_embeddings_request(route: Route, target: Target, body: Json) -> Upstre
             disposition=Disposition.FAILOVER,
             code="model_not_supported",
         )
+    info = route.info
+    if info and body.get("dimensions") == info.dimensions and not route.can("dimensions"):
+        # the model's own size (the API checked it): not sent to a model that refuses it
+        body = {k: v for k, v in body.items() if k != "dimensions"}
     try:
         return role.build_embeddings_request(body, target)
     except UpstreamError:
