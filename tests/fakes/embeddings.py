@@ -133,6 +133,8 @@ def gemini_requests(model: str, method: str, body: dict[str, Any]) -> list[Any] 
     requests = body.get("requests")
     if not isinstance(requests, list) or not requests:
         return "* BatchEmbedContentsRequest.requests: requests is not specified\n"
+    if len(requests) > 100:
+        return "* BatchEmbedContentsRequest.requests: at most 100 requests can be in one batch\n"
     for i, req in enumerate(requests):
         if not isinstance(req, dict) or req.get("model") != f"models/{model}":
             return (

@@ -201,6 +201,13 @@ def test_models_list_embedding_models(client: openai.OpenAI) -> None:
     assert entry["dimensions"] == 3072 and "embeddings" in entry["capabilities"]
 
 
+def test_more_inputs_than_a_gemini_batch_holds(gw: Gateway, fakes: Fakes) -> None:
+    fakes.reset()
+    resp = post(gw, {"model": GEMINI, "input": ["a"] * 101})
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"]["param"] == "input" and not fakes.google.requests
+
+
 def test_embedding_model_on_chat(gw: Gateway) -> None:
     body = {"model": SMALL, "messages": [{"role": "user", "content": "hi"}]}
     headers = {"authorization": f"Bearer {GATEWAY_KEY}"}

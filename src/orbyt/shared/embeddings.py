@@ -119,12 +119,6 @@ def input_kind(value: Any) -> InputKind:
     raise _bad_input("each item must be a non-empty string or a non-empty token array")
 
 
-def input_count(value: Any) -> int:
-    if isinstance(value, str) or _is_tokens(value):
-        return 1
-    return len(value)
-
-
 def estimate_tokens(value: Any) -> int:
     """A prompt-token estimate for upstreams that report none (about 4 characters a token)."""
     if isinstance(value, str):

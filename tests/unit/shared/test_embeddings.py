@@ -211,3 +211,10 @@ def test_google_role() -> None:
         role("google").parse_embeddings_response(b'{"error": {"code": 429}}', target("google", "g"))
     with pytest.raises(InvalidRequest):
         role("google").build_embeddings_request({"input": "a"}, target("google", "../x"))
+
+
+def test_google_batches_hold_at_most_100_inputs() -> None:
+    role("google").build_embeddings_request({"input": ["a"] * 100}, target("google", "g"))
+    with pytest.raises(InvalidRequest) as err:
+        role("google").build_embeddings_request({"input": ["a"] * 101}, target("google", "g"))
+    assert err.value.param == "input"

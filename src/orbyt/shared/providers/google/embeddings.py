@@ -5,6 +5,7 @@ several -> `:batchEmbedContents`, the key in `x-goog-api-key`. Mapping (OpenAI -
     input ["a", "b", ...]         batchEmbedContents {"requests": [{"model": "models/{m}",
                                   "content": {"parts": [{"text"}]}}, ...]} in input order
     token arrays                  refused by the API (400, `input`): Gemini takes text only
+    more than 100 inputs          refused (400, `input`): Gemini's limit for one batch
     dimensions                    outputDimensionality (on each request)
     encoding_format               Gemini returns floats; the worker renders base64 itself
     user                          dropped
@@ -20,10 +21,12 @@ from typing import Any
 
 import orjson
 
-from orbyt.shared.errors import UpstreamError, upstream_error
+from orbyt.shared.errors import InvalidRequest, UpstreamError, upstream_error
 from orbyt.shared.providers.base import Json, Target, UpstreamRequest
 from orbyt.shared.providers.google.errors import in_band_error, load_object
 from orbyt.shared.providers.google.request import DEFAULT_BASE_URL, upstream_model
+
+MAX_BATCH = 100  # requests in one batchEmbedContents call
 
 
 def build_embeddings_request(body: Json, target: Target) -> UpstreamRequest:
@@ -32,6 +35,12 @@ def build_embeddings_request(body: Json, target: Target) -> UpstreamRequest:
     dims = body.get("dimensions")
     if isinstance(texts, str):
         method, payload = "embedContent", _one(texts, dims)
+    elif len(texts) > MAX_BATCH:
+        raise InvalidRequest(
+            f"Invalid 'input': google embeds at most {MAX_BATCH} inputs per request.",
+            param="input",
+            code="invalid_value",
+        )
     else:
         requests = [{"model": f"models/{model}", **_one(text, dims)} for text in texts]
         method, payload = "batchEmbedContents", {"requests": requests}
