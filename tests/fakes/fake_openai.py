@@ -1,4 +1,5 @@
-"""FakeOpenAI: OpenAI Chat Completions (``/v1/chat/completions``, ``/v1/models``)."""
+"""FakeOpenAI: OpenAI Chat Completions (``/v1/chat/completions``, ``/v1/models``) and
+embeddings (``/v1/embeddings``, see ``embeddings.py``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
+from . import embeddings
 from .behaviours import Error, Reply
 from .chat_compat import ChatCompletionsFake
 from .wire import HEX, Call, ErrorSpec
@@ -36,6 +38,7 @@ class FakeOpenAI(ChatCompletionsFake):
     name = "openai"
     owned_by = "openai"
     listed_models = ("gpt-5", "gpt-5-mini", "gpt-4.1", "gpt-4o-mini")
+    serves_embeddings = True
     ERRORS: ClassVar[dict[str, ErrorSpec]] = {
         "invalid_request": ErrorSpec(400, "Invalid request.", _IRE),
         "invalid_json": ErrorSpec(400, _PARSE, _IRE),
@@ -196,6 +199,20 @@ class FakeOpenAI(ChatCompletionsFake):
             if role == "assistant" and msg.get("tool_calls"):
                 pending = [str(tc.get("id")) for tc in msg["tool_calls"] if isinstance(tc, dict)]
         return None
+
+    def validate_embeddings(
+        self, request: web.Request, body: dict[str, Any]
+    ) -> web.StreamResponse | None:
+        problem = embeddings.openai_problem(body)
+        if problem is not None:
+            return self.error_response_raw(request, 400, problem[0], problem[1], None)
+        if self.models is not None and body["model"] not in self.models:
+            return self.fail(request, 404, kind="model_not_found")
+        return None
+
+    def embeddings_body(self, call: Call, reply: Reply) -> dict[str, Any]:
+        out: dict[str, Any] = embeddings.openai_body(call, reply)
+        return out
 
     def error_response_raw(
         self, request: web.Request, status: int, message: str, param: str | None, code: str | None

@@ -2,11 +2,12 @@
 
 One gateway runs with `--log-level debug` while a Redis `MONITOR` records every command of
 the whole module. Each test drives BYOK requests through one path — stream, non-stream,
-upstream 401 and 429, fallback to another provider, client cancellation, a worker killed
-mid-job, a side-car that expired before pickup or was withdrawn, a job re-run without its
-side-car — and then searches every log line, every command Redis received, every Redis key
-and value, `/metrics` of the API and the worker, and every HTTP response for every key used
-so far (plain, URL-encoded, hex, base64; any 23+ character fragment; see leakscan.py).
+embeddings, upstream 401 and 429, fallback to another provider, client cancellation, a
+worker killed mid-job, a side-car that expired before pickup or was withdrawn, a job re-run
+without its side-car — and then searches every log line, every command Redis received,
+every Redis key and value, `/metrics` of the API and the worker, and every HTTP response for
+every key used so far (plain, URL-encoded, hex, base64; any 23+ character fragment; see
+leakscan.py).
 
 Keys have realistic shapes (OpenAI `sk-proj-…T3BlbkFJ…`, Anthropic `sk-ant-api03-…AA`,
 Google `AIza…`), so redaction by shape is exercised, and one is a shapeless 40-character
@@ -275,13 +276,17 @@ def body(model: str, byok: Any = None, stream: bool = False, **extra: Any) -> di
     return out
 
 
-def post(env: Env, payload: dict[str, Any], key: str = GATEWAY_KEY, timeout: float = 20) -> Result:
+def post(
+    env: Env,
+    payload: dict[str, Any],
+    key: str = GATEWAY_KEY,
+    timeout: float = 20,
+    path: str = "/v1/chat/completions",
+) -> Result:
     headers = {"authorization": f"Bearer {key}"}
     with (
         httpx.Client(timeout=timeout) as c,
-        c.stream(
-            "POST", env.gw.url() + "/v1/chat/completions", json=payload, headers=headers
-        ) as resp,
+        c.stream("POST", env.gw.url() + path, json=payload, headers=headers) as resp,
     ):
         data = resp.read()
     env.responses.add(resp, data)
@@ -905,6 +910,74 @@ def test_an_upstream_echoing_the_key_is_not_repeated(env: Env) -> None:
     for path in sorted(env.gw.logdir.glob("*.log")):
         hits += needles.search(path.read_bytes(), f"log {path.name}")
     assert not hits, "echoed keys found:\n" + "\n".join(map(str, hits))
+
+
+# ---------------------------------------------------------------------------- embeddings
+def embed(model: str, byok: Any = None, **extra: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"model": model, "input": ["Say hi", "again"], "dimensions": 768}
+    if byok is not None:
+        extra["byok"] = byok
+    if extra:
+        out["extra"] = extra
+    return out
+
+
+def post_embeddings(env: Env, payload: dict[str, Any]) -> Result:
+    return post(env, payload, path="/v1/embeddings")
+
+
+def test_embeddings_byok_keys(env: Env) -> None:
+    sdk = openai.OpenAI(base_url=env.gw.base_url, api_key=GATEWAY_KEY, max_retries=0, timeout=20)
+    raw = sdk.embeddings.with_raw_response.create(
+        model="openai/text-embedding-3-small",
+        input="Say hi",
+        extra_body={"extra": {"byok": BYOK_OPENAI}},
+    )
+    env.responses.add(raw.http_response)
+    assert raw.headers["x-orbyt-key-source"] == "byok" and raw.parse().data
+    g = post_embeddings(env, embed("google/gemini-embedding-001", BYOK_GOOGLE))
+    v = post_embeddings(
+        env, {"model": "myvllm/e5", "input": "x", "extra": {"byok": BYOK_SHAPELESS}}
+    )
+    assert g.status == v.status == 200, g.body
+    assert env.fakes.openai.last.headers["authorization"] == f"Bearer {BYOK_OPENAI}"
+    assert env.fakes.gemini.last.headers["x-goog-api-key"] == BYOK_GOOGLE
+    assert env.fakes.vllm.last.headers["authorization"] == f"Bearer {BYOK_SHAPELESS}"
+    assert all("extra" not in q.json for q in env.fakes.openai.requests)
+    assert_clean(env, raw.headers["x-request-id"], g.rid, v.rid)
+
+
+def test_embeddings_byok_401_and_fallback(env: Env) -> None:
+    r = post_embeddings(env, embed("openai/text-embedding-3-large", BAD_OPENAI, retry=2))
+    assert r.status == 401 and error_of(r)["code"] == "invalid_api_key"
+    assert "refused the API key given in extra" in error_of(r)["message"]
+    env.fakes.openai.script(Error(503))
+    f = post_embeddings(
+        env,
+        embed(
+            "openai/text-embedding-3-large",
+            {"openai": BYOK_OPENAI, "google": BYOK_GOOGLE},
+            fallback_models=["google/gemini-embedding-001"],
+            retry=0,
+        ),
+    )
+    assert f.status == 200 and f.headers["x-orbyt-provider"] == "google", f.body
+    assert pool_state(env) == []
+    assert_clean(env, r.rid, f.rid)
+
+
+def test_embeddings_key_pasted_into_another_field_is_not_echoed(env: Env) -> None:
+    needles = Needles()
+    needles.add("pasted", ECHO_SHAPELESS)
+    mark = len(env.responses.items)
+    cases = [
+        {"model": "openai/text-embedding-3-small", "input": "a", ECHO_SHAPELESS: 1},
+        {"model": f"{ECHO_SHAPELESS}/e", "input": "a"},
+        {"model": "openai/text-embedding-3-small", "input": "a", "user": 1, "x": ECHO_SHAPELESS},
+    ]
+    assert [post_embeddings(env, c).status for c in cases] == [400] * len(cases)
+    hits = needles.search(Responses(env.responses.items[mark:]).data(), "HTTP responses")
+    assert not hits, "pasted keys echoed:\n" + "\n".join(map(str, hits))
 
 
 def test_zz_the_whole_module_left_no_key_anywhere(env: Env) -> None:

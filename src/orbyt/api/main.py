@@ -19,7 +19,7 @@ from orbyt.api.auth import Authenticator
 from orbyt.api.fastpath import ChatFastPath
 from orbyt.api.middleware import EDGE, RequireKey
 from orbyt.api.pubsub_hub import PubSubHub
-from orbyt.api.routes import admin, batches, chat, files, health, models
+from orbyt.api.routes import admin, batches, chat, embeddings, files, health, models
 from orbyt.api.state import AppState
 from orbyt.shared import metrics
 from orbyt.shared.catalog import catalog_for
@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for middleware in reversed(EDGE):
         app.add_middleware(middleware)
     app.include_router(chat.router)
+    app.include_router(embeddings.router)
     app.include_router(models.router)
     app.include_router(files.router)
     app.include_router(batches.router)
@@ -91,10 +92,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document plus the chat route, which is a plain ASGI endpoint."""
+    """FastAPI's document plus the chat and embeddings routes, plain ASGI endpoints."""
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
-        schema["paths"] = {chat.PATH: {"post": chat.openapi_operation()}, **schema["paths"]}
+        schema["paths"] = {
+            chat.PATH: {"post": chat.openapi_operation()},
+            embeddings.PATH: {"post": embeddings.openapi_operation()},
+            **schema["paths"],
+        }
         app.openapi_schema = schema
     return app.openapi_schema
 

@@ -2,7 +2,8 @@
 
 Job (arq function `chat`, JSON-serialised, nothing secret in it):
     {"rid", "channel", "body", "plan": [Candidate...], "strategy", "key_id", "deadline",
-     "byok", "retry", "stream", "include_usage"}
+     "byok", "retry", "stream", "include_usage", "kind"?}
+`kind` names the endpoint the job serves (`JOB_KINDS`); a job without it is a chat job.
 
 Reply frames on `orbyt:reply:{rid}` (pub/sub). Wire form, cheap to parse on the API side:
     <kind byte><seq decimal>|<meta JSON or empty>\\n<payload bytes>
@@ -32,6 +33,9 @@ DONE = b"F"
 ERROR = b"E"
 
 JOB_FUNCTION = "chat"
+CHAT = "chat"  # POST /v1/chat/completions
+EMBEDDINGS = "embeddings"  # POST /v1/embeddings: non-stream, one F frame with the list body
+JOB_KINDS = (CHAT, EMBEDDINGS)
 ARQ_JOB_PREFIX = "arq:job:"
 
 
@@ -73,6 +77,11 @@ class ChatJob(TypedDict):
     retry: int
     stream: bool
     include_usage: bool
+    kind: NotRequired[str]  # one of JOB_KINDS; absent: CHAT
+
+
+def job_kind(job: ChatJob) -> str:
+    return job.get("kind", CHAT)
 
 
 class StartMeta(TypedDict):

@@ -3,7 +3,8 @@ breakers and pool-key rotation, and continues a cut stream on a prefill-capable 
 Decisions are pure functions in `worker.policy`; this module is the I/O loop around them.
 
 `Walk` holds what the walk itself learns (the errors so far, the context-length floor);
-what the caller has been sent belongs to the job's `Reply`.
+what the caller has been sent belongs to the job's `Reply`. An `embeddings` job (its
+`kind`) takes the same walk; only its request and attempt differ (`worker.embeddings`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Coroutine, Mapping
 from typing import Any
 
 from orbyt.shared import metrics
-from orbyt.shared.contract import ChatJob
+from orbyt.shared.contract import EMBEDDINGS, ChatJob, job_kind
 from orbyt.shared.errors import Disposition, UpstreamError
 from orbyt.shared.providers import adapters
 from orbyt.shared.secret import Secret
@@ -31,6 +32,7 @@ from orbyt.worker.attempts import (
 from orbyt.worker.byok import scrub_error
 from orbyt.worker.context import WorkerContext
 from orbyt.worker.deployments import Route, expand, order_routes
+from orbyt.worker.embeddings import EmbeddingsAttempt, build_embeddings_request
 from orbyt.worker.health import BreakerView
 from orbyt.worker.keys import NoKey, choose_key, key_failed, pool_view
 from orbyt.worker.policy import (
@@ -200,7 +202,8 @@ class Walk:
         attempt: Attempt | None = None
         try:
             target = target_for(route, key)
-            req = build_request(route, target, body)
+            embeds = job_kind(job) == EMBEDDINGS  # same walk, another request and answer
+            req = (build_embeddings_request if embeds else build_request)(route, target, body)
             ctx.jobs.check(job["rid"])  # a cancel that raced the claim
             reply.count_attempt()
             attempt = (
@@ -216,7 +219,9 @@ class Walk:
                     body,
                 )
                 if job["stream"]
-                else Attempt(reply, job, ctx.client, route, target, req)
+                else (EmbeddingsAttempt if embeds else Attempt)(
+                    reply, job, ctx.client, route, target, req
+                )
             )
             await attempt.run(limit)
         except UpstreamError as err:  # some upstreams quote the key they rejected

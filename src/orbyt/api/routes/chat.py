@@ -29,6 +29,7 @@ from orbyt.api.rendering import header_list, send_whole
 from orbyt.api.state import AppState
 from orbyt.shared import metrics
 from orbyt.shared.contract import DELTA, DONE, ERROR, Candidate, ChatJob, Frame, reply_channel
+from orbyt.shared.embeddings import check_chat_plan
 from orbyt.shared.errors import OrbytError, PermissionDenied, RequestTooLarge
 from orbyt.shared.logs import request_id_var
 from orbyt.shared.routing import resolve_plan
@@ -76,7 +77,9 @@ def build_job(
     settings = st.settings
     check_fields(body, req.model, settings)  # unknown top-level fields: 400, never forwarded
     extra = req.extra
-    plan = allowed_plan(resolve_plan(req.model, extra, st.catalog, settings), principal)
+    plan = resolve_plan(req.model, extra, st.catalog, settings)
+    check_chat_plan(plan, st.catalog)  # embedding models answer on /v1/embeddings only
+    plan = allowed_plan(plan, principal)
     body.pop("extra", None)  # Orbyt's own field, and it may hold a BYOK key
     stream = bool(req.stream)
     timeout = extra.timeout if extra and extra.timeout else settings.default_timeout
