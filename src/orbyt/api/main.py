@@ -19,7 +19,7 @@ from orbyt.api.auth import Authenticator
 from orbyt.api.fastpath import ChatFastPath
 from orbyt.api.middleware import EDGE, RequireKey
 from orbyt.api.pubsub_hub import PubSubHub
-from orbyt.api.routes import admin, chat, health, models
+from orbyt.api.routes import admin, chat, health, models, responses
 from orbyt.api.state import AppState
 from orbyt.api.usage import UsageBuffer
 from orbyt.shared import metrics
@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for middleware in reversed(EDGE):
         app.add_middleware(middleware)
     app.include_router(chat.router)
+    app.include_router(responses.router)
     app.include_router(models.router)
     app.include_router(health.router)
     app.include_router(admin.router)

@@ -2,7 +2,9 @@
 
 Job (arq function `chat`, JSON-serialised, nothing secret in it):
     {"rid", "channel", "body", "plan": [Candidate...], "strategy", "key_id", "deadline",
-     "byok", "retry", "stream", "include_usage"}
+     "byok", "retry", "stream", "include_usage", "kind"?, "responses"?}
+`kind` says what the job answers ("chat" when absent; "responses": `body` is the chat
+translation of a /v1/responses request and `responses` the Response's own fields).
 
 Reply frames on `orbyt:reply:{rid}` (pub/sub). Wire form, cheap to parse on the API side:
     <kind byte><seq decimal>|<meta JSON or empty>\\n<payload bytes>
@@ -24,6 +26,8 @@ from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict
 
 import orjson
+
+from orbyt.shared.responses.output import ResponsesView
 
 START = b"S"
 DELTA = b"D"
@@ -73,6 +77,8 @@ class ChatJob(TypedDict):
     retry: int
     stream: bool
     include_usage: bool
+    kind: NotRequired[str]  # "chat" (the default) or "responses"
+    responses: NotRequired[ResponsesView]  # kind "responses": what the Response repeats
 
 
 class StartMeta(TypedDict):
