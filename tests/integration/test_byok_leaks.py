@@ -275,13 +275,17 @@ def body(model: str, byok: Any = None, stream: bool = False, **extra: Any) -> di
     return out
 
 
-def post(env: Env, payload: dict[str, Any], key: str = GATEWAY_KEY, timeout: float = 20) -> Result:
+def post(
+    env: Env,
+    payload: dict[str, Any],
+    key: str = GATEWAY_KEY,
+    timeout: float = 20,
+    path: str = "/v1/chat/completions",
+) -> Result:
     headers = {"authorization": f"Bearer {key}"}
     with (
         httpx.Client(timeout=timeout) as c,
-        c.stream(
-            "POST", env.gw.url() + "/v1/chat/completions", json=payload, headers=headers
-        ) as resp,
+        c.stream("POST", env.gw.url() + path, json=payload, headers=headers) as resp,
     ):
         data = resp.read()
     env.responses.add(resp, data)
@@ -415,6 +419,51 @@ def test_google_byok_key(env: Env) -> None:
         q.headers.get("x-goog-api-key") or q.query.get("key") for q in env.fakes.gemini.requests
     ] == [BYOK_GOOGLE] * 2
     assert_clean(env, r.rid, s.rid)
+
+
+def responses_body(model: str, byok: Any, stream: bool = False, **extra: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"model": model, "input": "Say hi", "extra": {"byok": byok, **extra}}
+    if stream:
+        out["stream"] = True
+    return out
+
+
+def test_responses_api_and_its_stored_responses(env: Env) -> None:
+    """/v1/responses with BYOK keys, stream and non-stream, a fallback to another
+    provider's key, then every stored response and its input items read back."""
+    env.fakes.openai.script(Error(503))
+    done = [
+        post(env, responses_body("openai/gpt-5-mini", BYOK_OPENAI), path="/v1/responses"),
+        post(
+            env,
+            responses_body("anthropic/claude-3-haiku", BYOK_ANTHROPIC, stream=True),
+            path="/v1/responses",
+        ),
+        post(
+            env,
+            responses_body(
+                "openai/gpt-5-mini",
+                {"openai": BYOK_OPENAI, "anthropic": BYOK_ANTHROPIC},
+                retry=0,
+                fallback_models=["anthropic/claude-3-haiku"],
+            ),
+            path="/v1/responses",
+        ),
+    ]
+    assert [r.status for r in done] == [200] * 3, [r.body for r in done]
+    assert all(r.headers["x-orbyt-key-source"] == "byok" for r in done)
+    assert done[1].events()[-1]["type"] == "response.completed"
+    ids = [done[0].json["id"], done[1].events()[-1]["response"]["id"], done[2].json["id"]]
+    headers = {"authorization": f"Bearer {GATEWAY_KEY}"}
+    with httpx.Client(timeout=10) as c:
+        for rid in ids:
+            for tail in ("", "/input_items"):
+                got = c.get(f"{env.gw.url()}/v1/responses/{rid}{tail}", headers=headers)
+                assert got.status_code == 200, got.text
+                env.responses.add(got, got.content)
+    stored = keys_matching(env.redis_port, env.db, "orbyt:response:*")
+    assert {f"orbyt:response:{rid}" for rid in ids} <= set(stored)
+    assert_clean(env, *(r.rid for r in done))
 
 
 # ------------------------------------------------------------------- provider refusals
