@@ -53,11 +53,16 @@ def usage(chat: Json | None) -> Json | None:
         return None
     prompt = int(chat.get("prompt_tokens") or 0)
     completion = int(chat.get("completion_tokens") or 0)
-    cached = (chat.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+    details = chat.get("prompt_tokens_details") or {}
+    cached = details.get("cached_tokens") or 0
+    written = details.get("cache_write_tokens") or 0
     reasoning = (chat.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0
     return {
         "input_tokens": prompt,
-        "input_tokens_details": {"cached_tokens": int(cached)},
+        "input_tokens_details": {
+            "cached_tokens": int(cached),
+            "cache_write_tokens": int(written),
+        },
         "output_tokens": completion,
         "output_tokens_details": {"reasoning_tokens": int(reasoning)},
         "total_tokens": int(chat.get("total_tokens") or prompt + completion),
