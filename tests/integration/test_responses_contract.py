@@ -90,15 +90,21 @@ def _fresh_fakes(fakes: dict[str, FakeServer]) -> None:
 
 
 def received(fakes: dict[str, FakeServer], name: str, count: int = 1) -> list[dict[str, Any]]:
-    """The bodies the provider received (exactly `count`), never with Orbyt's fields."""
+    """The bodies the provider received (exactly `count`), never with Orbyt's fields:
+    OpenAI's own Responses API for `openai` (Orbyt keeps the state: `store: false`, no
+    `previous_response_id`), a chat request (translated) for the others."""
     got = fakes[name].requests
     assert len(got) == count, [r.path for r in got]
     bodies = [r.json for r in got]
-    for body in bodies:
-        assert isinstance(body, dict)
-        for field in ("extra", "input", "instructions", "metadata", "store", "text"):
-            assert field not in body
+    for rec, body in zip(got, bodies, strict=True):
+        assert isinstance(body, dict) and "extra" not in body
         assert GATEWAY_KEY not in json.dumps(body)
+        if name == "openai":
+            assert rec.path == "/v1/responses" and body["store"] is False
+            assert "previous_response_id" not in body and isinstance(body["input"], list)
+            continue
+        for field in ("input", "instructions", "metadata", "store", "text"):
+            assert field not in body
     return bodies
 
 
@@ -227,7 +233,7 @@ def test_max_output_tokens_incomplete(sdk: openai.OpenAI, fakes: dict[str, FakeS
     assert r.status == "incomplete"
     assert r.incomplete_details is not None and r.incomplete_details.reason == "max_output_tokens"
     [body] = received(fakes, "openai")
-    assert body["max_completion_tokens"] == 3
+    assert body["max_output_tokens"] == 3
 
 
 def test_other_tool_types_are_refused(sdk: openai.OpenAI, fakes: dict[str, FakeServer]) -> None:
@@ -238,6 +244,40 @@ def test_other_tool_types_are_refused(sdk: openai.OpenAI, fakes: dict[str, FakeS
     assert "web_search" in info.value.message
     assert info.value.body["param"] == "tools[0].type"  # type: ignore[index]
     assert not fakes["anthropic"].requests
+
+
+def test_openai_gets_other_tool_types_natively(
+    sdk: openai.OpenAI, fakes: dict[str, FakeServer]
+) -> None:
+    fakes["openai"].script(Reply(text="Found it."))
+    r = sdk.responses.create(
+        model=MODELS["openai"], input="Search", tools=[{"type": "web_search"}, WEATHER]
+    )
+    assert r.output_text == "Found it." and r.model == MODELS["openai"]
+    [body] = received(fakes, "openai")
+    assert body["tools"] == [{"type": "web_search"}, WEATHER]
+    # with a fallback that is not OpenAI's own API, the other tool type is refused
+    with pytest.raises(openai.BadRequestError) as info:
+        sdk.responses.create(
+            model=MODELS["openai"],
+            input="Search",
+            tools=[{"type": "web_search"}],
+            extra_body={"extra": {"fallback_models": [MODELS["anthropic"]]}},
+        )
+    assert info.value.body["param"] == "tools[0].type"  # type: ignore[index]
+
+
+def test_openai_stream_is_relayed_with_orbyts_ids(
+    sdk: openai.OpenAI, fakes: dict[str, FakeServer]
+) -> None:
+    fakes["openai"].script(Reply(text="Hello there", reasoning="hmm"))
+    got = events_of(sdk.responses.create(model=MODELS["openai"], input="Hi", stream=True))
+    ids = {e.response.id for e in got if hasattr(e, "response")}
+    assert len(ids) == 1 and len(next(iter(ids))) == len("resp_") + 32  # Orbyt's, not OpenAI's
+    final = got[-1].response
+    assert final.model == MODELS["openai"] and final.output_text == "Hello there"
+    assert [item.type for item in final.output] == ["reasoning", "message"]
+    assert sdk.responses.retrieve(final.id).output_text == "Hello there"
 
 
 def test_unknown_field_is_refused(sdk: openai.OpenAI) -> None:
@@ -346,3 +386,28 @@ def test_store_false_keeps_nothing(
     assert not redis.Redis.from_url(gw.redis_url).exists(f"orbyt:response:{r.id}")
     with pytest.raises(openai.NotFoundError):
         sdk.responses.retrieve(r.id)
+
+
+def test_a_conversation_moves_between_providers(
+    sdk: openai.OpenAI, fakes: dict[str, FakeServer]
+) -> None:
+    """A translated response continued natively, and back: each gets the conversation."""
+    fakes["anthropic"].script(Reply(text="Paris is sunny"), Reply(text="Bye"))
+    fakes["openai"].script(Reply(text="Rome is rainy"))
+    first = sdk.responses.create(model=MODELS["anthropic"], input="Weather?")
+    second = sdk.responses.create(
+        model=MODELS["openai"], input="And Rome?", previous_response_id=first.id
+    )
+    third = sdk.responses.create(
+        model=MODELS["anthropic"], input="Thanks", previous_response_id=second.id
+    )
+    assert third.output_text == "Bye"
+    [native] = received(fakes, "openai")
+    assert native["input"] == [
+        {"role": "user", "content": "Weather?"},
+        {"type": "message", "role": "assistant",
+         "content": [{"type": "output_text", "text": "Paris is sunny"}]},
+        {"role": "user", "content": "And Rome?"},
+    ]  # fmt: skip
+    last = json.dumps(received(fakes, "anthropic", 2)[1])
+    assert all(t in last for t in ("Weather?", "Paris is sunny", "Rome is rainy", "Thanks"))

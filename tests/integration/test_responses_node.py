@@ -49,9 +49,9 @@ def test_node_sdk_reads_a_responses_stream(
     shutil.copy(SCRIPT, script)
     env = {
         **os.environ,
-        "ORBYT_BASE_URL": gateway.base_url,
-        "ORBYT_KEY": GATEWAY_KEY,
-        "ORBYT_MODEL": "openai/gpt-5-mini",
+        "GATEWAY_BASE_URL": gateway.base_url,
+        "GATEWAY_API_KEY": GATEWAY_KEY,
+        "GATEWAY_MODEL": "openai/gpt-5-mini",
     }
     done = subprocess.run(
         ["node", str(script)], cwd=node_sdk, env=env, capture_output=True, timeout=60

@@ -132,6 +132,7 @@ class StreamAttempt(Attempt):
         self.body = job["body"] if body is None else body
         self.stall_timeout = stall_timeout
         self.state = route.adapter.new_stream_state(job["body"], target)
+        self.parse = route.adapter.parse_event  # upstream event -> normalised items
         self.renderer: ChunkRenderer = (
             reply.renderer(route.cand["model"], continuation)
             if isinstance(reply, ResponsesReply)
@@ -220,7 +221,7 @@ class StreamAttempt(Attempt):
         event is published before the error propagates: it is part of the answer either
         way, however the bytes happened to be split into reads."""
         out: list[bytes] = []
-        parse, render, state = self.route.adapter.parse_event, self.renderer.render, self.state
+        parse, render, state = self.parse, self.renderer.render, self.state
         try:
             for ev in events:
                 out.extend(b for c in parse(ev, state) if (b := render(c)))

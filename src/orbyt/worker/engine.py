@@ -21,18 +21,13 @@ from orbyt.shared.contract import ChatJob
 from orbyt.shared.errors import Disposition, UpstreamError
 from orbyt.shared.providers import adapters
 from orbyt.shared.secret import Secret
-from orbyt.worker.attempts import (
-    Attempt,
-    StreamAttempt,
-    build_request,
-    name_provider,
-    target_for,
-)
+from orbyt.worker.attempts import Attempt, StreamAttempt, name_provider, target_for
 from orbyt.worker.byok import scrub_error
 from orbyt.worker.context import WorkerContext
 from orbyt.worker.deployments import Route, expand, order_routes
 from orbyt.worker.health import BreakerView
 from orbyt.worker.keys import NoKey, choose_key, key_failed, pool_view
+from orbyt.worker.native import make_attempt
 from orbyt.worker.policy import (
     BreakerState,
     RetryPolicy,
@@ -200,24 +195,10 @@ class Walk:
         attempt: Attempt | None = None
         try:
             target = target_for(route, key)
-            req = build_request(route, target, body)
+            stall = ctx.settings.stall_timeout
+            attempt = make_attempt(reply, job, ctx.client, route, target, body, stall, continuation)
             ctx.jobs.check(job["rid"])  # a cancel that raced the claim
             reply.count_attempt()
-            attempt = (
-                StreamAttempt(
-                    reply,
-                    job,
-                    ctx.client,
-                    route,
-                    target,
-                    req,
-                    ctx.settings.stall_timeout,
-                    continuation,
-                    body,
-                )
-                if job["stream"]
-                else Attempt(reply, job, ctx.client, route, target, req)
-            )
             await attempt.run(limit)
         except UpstreamError as err:  # some upstreams quote the key they rejected
             scrub_error(err, key, byok=route.byok)

@@ -22,9 +22,11 @@ from redis.exceptions import RedisError
 
 from orbyt.shared.contract import ChatJob
 from orbyt.shared.providers.base import Json
+from orbyt.shared.providers.openai.responses import ENDS, chat_usage
 from orbyt.shared.responses import store
-from orbyt.shared.responses.events import EventStream
+from orbyt.shared.responses.events import EventStream, event
 from orbyt.shared.responses.output import ResponsesView, assistant_message, from_chat
+from orbyt.shared.responses.request import output_as_input
 from orbyt.worker.deployments import Route
 from orbyt.worker.publisher import Publisher
 from orbyt.worker.render import ChunkRenderer
@@ -62,7 +64,7 @@ class ResponsesRenderer(ChunkRenderer):
 
 
 class ResponsesReply(Reply):
-    __slots__ = ("_events", "_redis", "_ttl", "_view", "final", "job")
+    __slots__ = ("_events", "_native", "_redis", "_ttl", "_view", "final", "job")
 
     def __init__(self, pub: Publisher, job: ChatJob, redis: Redis, ttl: float) -> None:
         view = job["responses"]
@@ -72,13 +74,21 @@ class ResponsesReply(Reply):
         self._redis = redis
         self._ttl = ttl
         self._events: EventStream | None = None
+        self._native: NativeRenderer | None = None
         self.final: Json | None = None  # the Response, once rendered whole
 
     def renderer(self, model: str, continuation: bool) -> ResponsesRenderer:
         """A stream attempt's renderer: a fresh stream, or the one a continuation resumes."""
         if not continuation or self._events is None:
             self._events = EventStream(self._view, model)
+        self._native = None
         return ResponsesRenderer(self._events, continuation)
+
+    def native_renderer(self, model: str) -> NativeRenderer:
+        """A native OpenAI stream attempt's renderer (`worker.native`)."""
+        self._events = None
+        self._native = NativeRenderer(self._view, model)
+        return self._native
 
     def whole(self, model: str, parsed: Json) -> bytes:
         """A non-stream answer as the Response object's JSON."""
@@ -93,6 +103,8 @@ class ResponsesReply(Reply):
     def _final(self) -> Json | None:
         if self.final is not None:
             return self.final
+        if self._native is not None:
+            return self._native.final
         return self._events.final if self._events is not None else None
 
     async def _keep(self) -> None:
@@ -102,13 +114,74 @@ class ResponsesReply(Reply):
             return
         skip = self._view["skip"]
         messages = [*self.job["body"]["messages"][skip:], assistant_message(response["output"])]
+        items = [*self._view["request"]["input"], *output_as_input(response["output"])]
         record = {
             "owner": self.job["key_id"],
             "response": response,
             "input": self._view["input"],
             "messages": messages,
+            "items": items,
         }
         try:
             await store.save(self._redis, record, self._ttl)
         except (OSError, RedisError) as exc:
             log.warning("response %s not stored: %s", self._view["id"], type(exc).__name__)
+
+
+LIFECYCLE = ("response.created", "response.in_progress", "response.queued")
+
+
+def relabel(view: ResponsesView, model: str, response: Json) -> Json:
+    """OpenAI's Response as Orbyt's: Orbyt's id, the public model id, Orbyt's state."""
+    return {
+        **response,
+        "id": view["id"],
+        "model": model,
+        "store": view["store"],
+        "previous_response_id": view["echo"]["previous_response_id"],
+    }
+
+
+class NativeRenderer(ChunkRenderer):
+    """OpenAI's stream events in, Orbyt's out (same events, relabelled, renumbered)."""
+
+    __slots__ = ("_model", "_seq", "_view", "final")
+    closes = True
+
+    def __init__(self, view: ResponsesView, model: str) -> None:
+        super().__init__(view["id"], view["created_at"], model)
+        self._view = view
+        self._model = model
+        self._seq = 0
+        self.final: Json | None = None
+
+    def render(self, chunk: Json) -> bytes:
+        kind = str(chunk.pop("type"))
+        chunk.pop("sequence_number", None)
+        if kind in ENDS:  # held back: `usage_chunk` sends it, after the answer is stored
+            self.final = relabel(self._view, self._model, chunk.get("response") or {})
+            self.usage = chat_usage(self.final.get("usage"))
+            self.finish_reason = "length" if kind == "response.incomplete" else "stop"
+            self.content_started = True
+            return b""
+        if kind in LIFECYCLE and isinstance(chunk.get("response"), dict):
+            chunk["response"] = relabel(self._view, self._model, chunk["response"])
+        else:
+            self.content_started = True
+        if kind == "response.output_item.added" and (chunk.get("item") or {}).get("type") not in (
+            "message",
+            "reasoning",
+        ):
+            self._tool_calls = True
+        out = event(kind, self._seq, chunk)
+        self._seq += 1
+        return out
+
+    def usage_chunk(self, usage: Json | None = None, orbyt: Json | None = None) -> bytes:
+        final = self.final or {}
+        kind = (
+            "response.incomplete" if final.get("status") == "incomplete" else "response.completed"
+        )
+        out = event(kind, self._seq, {"response": final})
+        self._seq += 1
+        return out

@@ -25,12 +25,14 @@ from tests.integration.faults_support import (
 pytestmark = pytest.mark.integration
 
 
-def stream_events(gw: Gateway, **kwargs: Any) -> tuple[list[Any], dict[str, str]]:
+def stream_events(
+    gw: Gateway, model: str = "openai/gpt-5-mini", **kwargs: Any
+) -> tuple[list[Any], dict[str, str]]:
     """Every event of one Responses stream, and the response headers."""
     with (
         client(gw) as sdk,
         sdk.responses.with_streaming_response.create(
-            model="openai/gpt-5-mini", input="Say hi", stream=True, **kwargs
+            model=model, input="Say hi", stream=True, **kwargs
         ) as resp,
     ):
         headers = dict(resp.headers)
@@ -75,18 +77,29 @@ def test_503_everywhere_is_an_http_error(gw: Gateway, fakes: Fakes) -> None:
 
 
 def test_cut_stream_continues_on_a_prefill_fallback(gw: Gateway, fakes: Fakes) -> None:
-    fakes.primary.script(Reply(tokens=30, cut_after=20))
+    fakes.backup.script(Reply(tokens=30, cut_after=20))  # a translated (chat) route
     fakes.anthropic.script(Reply(text=tokens(20, 30)))
     events, headers = stream_events(
-        gw, extra_body=extra(fallback_models=["anthropic/claude-3-haiku"])
+        gw, model="backup/plain", extra_body=extra(fallback_models=["anthropic/claude-3-haiku"])
     )
     assert text_of(events) == tokens(0, 30)  # one seamless answer
     assert events[-1].type == "response.completed"
     assert events[-1].response.output_text == tokens(0, 30)
-    assert headers["x-orbyt-model"] == "openai/gpt-5-mini"
+    assert headers["x-orbyt-model"] == "backup/plain"
     assert [e.type for e in events].count("response.created") == 1
     last = fakes.anthropic.requests[0].json["messages"][-1]
     assert last["role"] == "assistant"
+
+
+def test_cut_native_stream_fails_in_band(gw: Gateway, fakes: Fakes) -> None:
+    """OpenAI's own Responses stream is not continued elsewhere (its items are OpenAI's)."""
+    fakes.primary.script(Reply(tokens=30, cut_after=20))
+    events, _ = stream_events(gw, extra_body=extra(fallback_models=["anthropic/claude-3-haiku"]))
+    kinds = [e.type for e in events]
+    assert text_of(events) == tokens(0, 20)
+    assert "response.completed" not in kinds and kinds[-2:] == ["error", "response.failed"]
+    assert fakes.primary.requests[0].path == "/v1/responses"
+    assert fakes.anthropic.requests == []
 
 
 def test_cut_stream_without_prefill_fallback_fails_in_band(gw: Gateway, fakes: Fakes) -> None:

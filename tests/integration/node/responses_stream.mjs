@@ -2,7 +2,7 @@
 // helper's events and final response, printed as JSON for the Python test to check.
 import OpenAI from "openai";
 
-const client = new OpenAI({ baseURL: process.env.ORBYT_BASE_URL, apiKey: process.env.ORBYT_KEY });
+const client = new OpenAI({ baseURL: process.env.GATEWAY_BASE_URL, apiKey: process.env.GATEWAY_API_KEY });
 const tools = [
   {
     type: "function",
@@ -11,7 +11,7 @@ const tools = [
     strict: false,
   },
 ];
-const stream = client.responses.stream({ model: process.env.ORBYT_MODEL, input: "Weather?", tools });
+const stream = client.responses.stream({ model: process.env.GATEWAY_MODEL, input: "Weather?", tools });
 const types = [];
 let text = "";
 stream.on("response.output_text.delta", (event) => {

@@ -3,10 +3,13 @@
 
 A POST is served like a chat request (`routes.chat`): the same authentication, validation
 helpers (`shared.wire`), plan, BYOK side-car, `Exchange`, queue and workers, as a job of
-kind "responses" whose body is the chat translation (`shared.responses.request.to_chat`).
-The worker renders the Response (or its events) and stores it; this module relays the
-bytes. A stream that breaks after content ends with `error` and `response.failed` events
-(numbered on from the events relayed so far), never with `response.completed`.
+kind "responses" whose body is the chat translation (`shared.responses.request.to_chat`)
+and whose `responses.request` is the Responses body for OpenAI's own API (the native route
+of provider `openai`, `worker.native`). Tool types other than `function` are accepted only
+when every route of the plan is native. The worker renders the Response (or its events) and
+stores it; this module relays the bytes. A stream that breaks after content ends with
+`error` and `response.failed` events (numbered on from the events relayed so far), never
+with `response.completed`.
 Stored responses belong to the gateway key that made them: any other key gets a 404.
 """
 
@@ -38,7 +41,7 @@ from orbyt.api.routes.chat import (
 )
 from orbyt.api.state import AppState
 from orbyt.shared import metrics
-from orbyt.shared.contract import DELTA, ERROR, ChatJob, Frame, reply_channel
+from orbyt.shared.contract import DELTA, ERROR, Candidate, ChatJob, Frame, reply_channel
 from orbyt.shared.errors import NotFound, OrbytError
 from orbyt.shared.logs import request_id_var
 from orbyt.shared.responses import store
@@ -48,6 +51,7 @@ from orbyt.shared.responses.request import (
     RESPONSES_FIELDS,
     ResponsesRequest,
     echo_fields,
+    native_body,
     to_chat,
 )
 from orbyt.shared.routing import resolve_plan
@@ -63,6 +67,18 @@ def _not_found(response_id: str, param: str | None = None) -> NotFound:
     )
 
 
+def native_only(plan: list[Candidate], st: AppState) -> bool:
+    """Every route is OpenAI's own Responses API: any tool type OpenAI knows may be used."""
+    adapter = st.settings.provider("openai").adapter or "openai"
+    return adapter == "openai" and all(c["provider"] == "openai" for c in plan)
+
+
+def function_tools_only(body: dict[str, Any]) -> dict[str, Any]:
+    """The body the chat translation sees when only native routes serve it."""
+    tools = [t for t in body.get("tools") or [] if t.get("type") == "function"]
+    return {**body, "tools": tools}
+
+
 async def build_job(
     st: AppState, rid: str, body: dict[str, Any], req: ResponsesRequest, principal: Principal
 ) -> ChatJob:
@@ -72,6 +88,7 @@ async def build_job(
     plan = allowed_plan(resolve_plan(req.model, extra, st.catalog, settings), principal)
     body.pop("extra", None)  # Orbyt's own field, and it may hold a BYOK key
     history: list[dict[str, Any]] = []
+    history_items: list[dict[str, Any]] = []
     if req.previous_response_id:
         try:
             record = await store.load(st.redis, req.previous_response_id, principal.key_id)
@@ -79,8 +96,8 @@ async def build_job(
             raise redis_unavailable() from None
         if record is None:
             raise _not_found(req.previous_response_id, "previous_response_id")
-        history = record["messages"]
-    chat = to_chat(body, history)
+        history, history_items = record["messages"], record.get("items", [])
+    chat = to_chat(function_tools_only(body) if native_only(plan, st) else body, history)
     stream = bool(req.stream)
     keep = req.store is not False
     view = ResponsesView(
@@ -90,6 +107,7 @@ async def build_job(
         store=keep,
         skip=1 if body.get("instructions") else 0,
         input=store.input_items(body.get("input", []), f"resp_{rid}") if keep else [],
+        request=native_body(body, history_items),
     )
     timeout = extra.timeout if extra and extra.timeout else settings.default_timeout
     return ChatJob(

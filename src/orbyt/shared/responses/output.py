@@ -2,7 +2,8 @@
 
 `ResponsesView` is what the queued job carries for a Responses request (`ChatJob.responses`):
 the response id and creation time, the echo fields, whether to store it (and the input
-items to store with it), and how many of
+items to store with it), the Responses body a native OpenAI route sends (`request`: the
+conversation so far and this input as items, the caller's parameters), and how many of
 the chat body's leading messages are the instructions (left out of the stored
 conversation, as OpenAI leaves `instructions` out of a `previous_response_id` chain).
 Item ids derive from the response id, so every worker names them alike.
@@ -25,6 +26,7 @@ class ResponsesView(TypedDict):
     store: bool
     skip: int  # leading chat messages that are the instructions
     input: list[Json]  # the request's input items, to store (empty when not stored)
+    request: Json  # the Responses body for a native OpenAI route: the conversation as items
 
 
 def suffix(view: ResponsesView) -> str:

@@ -250,3 +250,46 @@ def response_format(fmt: Any) -> Json | None:
             param="text.format",
         )
     return {"type": "json_schema", "json_schema": schema}
+
+
+# Not sent to OpenAI's own Responses API: Orbyt's fields and the state Orbyt keeps itself.
+NATIVE_DROP = frozenset({"extra", "previous_response_id", "store", "model"})
+
+
+def native_body(body: Json, history: list[Json]) -> Json:
+    """The Responses body for OpenAI itself: the caller's parameters, and as `input` the
+    stored conversation (`history`, items) then this request's input items."""
+    out = {k: v for k, v in body.items() if k not in NATIVE_DROP}
+    items = body.get("input", [])
+    if isinstance(items, str):
+        items = [{"role": "user", "content": items}]
+    out["input"] = [as_input(item) for item in [*history, *items]]
+    return out
+
+
+def as_input(item: Json) -> Json:
+    """An item as OpenAI takes it back as input: messages and function calls without the
+    ids and status of a Response (another provider's, or not stored upstream)."""
+    if item.get("type", "message") in ("message", "function_call"):
+        return {k: v for k, v in item.items() if k not in ("id", "status")}
+    return item
+
+
+def output_as_input(output: list[Json]) -> list[Json]:
+    """A Response's output as the items that continue its conversation (reasoning items
+    are left out: only the upstream that made them could read them back)."""
+    out: list[Json] = []
+    for item in output:
+        if item.get("type") == "message":
+            parts = [{"type": "output_text", "text": p.get("text", "")} for p in item["content"]]
+            out.append({"type": "message", "role": "assistant", "content": parts})
+        elif item.get("type") == "function_call":
+            out.append(
+                {
+                    "type": "function_call",
+                    "call_id": item.get("call_id"),
+                    "name": item.get("name"),
+                    "arguments": item.get("arguments", ""),
+                }
+            )
+    return out

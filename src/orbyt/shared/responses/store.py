@@ -3,9 +3,11 @@
 One key per response, `orbyt:response:{id}`, a JSON record with a TTL of
 `settings.responses_ttl` seconds:
     {"owner": gateway key id, "response": the Response object,
-     "input": the request's input items, "messages": its conversation as chat messages}
-`messages` holds everything a `previous_response_id` continues from (the conversation
-before this response, this request's input and the answer), never the `instructions`.
+     "input": the request's input items, "messages": its conversation as chat messages,
+     "items": the same conversation as Responses input items}
+`messages` (for a translated route) and `items` (for OpenAI's own Responses API) hold
+everything a `previous_response_id` continues from (the conversation before this
+response, this request's input and the answer), never the `instructions`.
 Nothing in a record comes from `extra`, so it never holds a BYOK key. A record whose owner
 is another gateway key is as absent as one that never existed.
 """
