@@ -411,3 +411,9 @@ def test_a_conversation_moves_between_providers(
     ]  # fmt: skip
     last = json.dumps(received(fakes, "anthropic", 2)[1])
     assert all(t in last for t in ("Weather?", "Paris is sunny", "Rome is rainy", "Thanks"))
+
+
+def test_zz_nothing_was_logged_as_an_error(gw: Gateway) -> None:
+    """Every answer above (errors included) is an expected event: no ERROR line."""
+    bad = ('"level":"error"', '"level":"critical"', "Traceback", "never retrieved")
+    assert [line for line in gw.all_logs().splitlines() if any(b in line for b in bad)] == []

@@ -123,3 +123,9 @@ def test_hang_times_out_then_fails_over(gw: Gateway, fakes: Fakes) -> None:
     assert text_of(events) == "backup answers"
     assert events[-1].type == "response.completed"
     assert headers["x-orbyt-model"] == "backup/plain"
+
+
+def test_zz_nothing_was_logged_as_an_error(gw: Gateway) -> None:
+    """Faults are expected events: no ERROR line, no traceback."""
+    bad = ('"level":"error"', '"level":"critical"', "Traceback", "never retrieved")
+    assert [line for line in gw.all_logs().splitlines() if any(b in line for b in bad)] == []
