@@ -8,7 +8,10 @@ finish reason, usage) and renders the Responses events instead of chat chunks; i
 response's `EventStream` across attempts (a continuation goes on with the same items and
 sequence numbers), renders a non-stream answer as a Response, and stores the final Response
 (`store`, the default) before the DONE frame, so that a `previous_response_id` or a GET
-right after the answer finds it on any API.
+right after the answer finds it on any API. `NativeRenderer` is the renderer of a native
+OpenAI route (`worker.native`): OpenAI's own events, relabelled (`relabel`: Orbyt's id, the
+public model id) and renumbered, the upstream's `response.completed` held back as the
+closing event. It keeps no text, so a native stream cut after content is not continued.
 """
 
 from __future__ import annotations
