@@ -334,10 +334,11 @@ def test_stream_helper_tool_calls(
     received(fakes, name)
 
 
-def test_stream_reasoning(sdk: openai.OpenAI, fakes: dict[str, FakeServer]) -> None:
-    fakes["deepseek"].script(Reply(text="42", reasoning="Think hard"))
+@pytest.mark.parametrize("name", ["anthropic", "google", "mistral", "deepseek"])
+def test_stream_reasoning(sdk: openai.OpenAI, fakes: dict[str, FakeServer], name: str) -> None:
+    fakes[name].script(Reply(text="42", reasoning="Think hard"))
     with sdk.responses.stream(
-        model=MODELS["deepseek"], input="Answer?", reasoning={"effort": "high"}
+        model=MODELS[name], input="Answer?", reasoning={"effort": "high"}
     ) as s:
         got = list(s)
         final = s.get_final_response()
