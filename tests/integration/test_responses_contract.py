@@ -147,6 +147,9 @@ def test_multi_turn(sdk: openai.OpenAI, fakes: dict[str, FakeServer], name: str)
     # the conversation goes on; the first turn's instructions do not (as with OpenAI)
     assert "Weather?" in sent and "Paris is sunny" in sent and "Sure?" in sent
     assert "Be terse." not in sent
+    # a chained response's input items are its own request's, not the whole conversation
+    items = sdk.responses.input_items.list(second.id, order="asc").data
+    assert [(i.type, i.content[0].text) for i in items] == [("message", "Sure?")]  # type: ignore[union-attr]
 
 
 @by_provider

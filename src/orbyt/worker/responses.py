@@ -117,11 +117,13 @@ class ResponsesReply(Reply):
             return
         skip = self._view["skip"]
         messages = [*self.job["body"]["messages"][skip:], assistant_message(response["output"])]
-        items = [*self._view["request"]["input"], *output_as_input(response["output"])]
+        view = self._view
+        conversation = view["request"]["input"]
+        items = [*conversation, *output_as_input(response["output"])]
         record = {
             "owner": self.job["key_id"],
             "response": response,
-            "input": self._view["input"],
+            "input": store.input_items(conversation[view["history"] :], view["id"]),
             "messages": messages,
             "items": items,
         }

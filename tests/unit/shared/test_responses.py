@@ -37,7 +37,8 @@ def view(**body: Any) -> ResponsesView:
         echo=echo_fields({"model": "m/x", **body}),
         store=True,
         skip=0,
-        input=[],
+        history=0,
+        request={},
     )
 
 

@@ -106,7 +106,7 @@ async def build_job(
         echo=echo_fields(body),
         store=keep,
         skip=1 if body.get("instructions") else 0,
-        input=store.input_items(body.get("input", []), f"resp_{rid}") if keep else [],
+        history=len(history_items),
         request=native_body(body, history_items),
     )
     timeout = extra.timeout if extra and extra.timeout else settings.default_timeout

@@ -1,12 +1,13 @@
 """A chat answer as a Response object: output items, usage, status (pure functions).
 
 `ResponsesView` is what the queued job carries for a Responses request (`ChatJob.responses`):
-the response id and creation time, the echo fields, whether to store it (and the input
-items to store with it), the Responses body a native OpenAI route sends (`request`: the
-conversation so far and this input as items, the caller's parameters), and how many of
-the chat body's leading messages are the instructions (left out of the stored
-conversation, as OpenAI leaves `instructions` out of a `previous_response_id` chain).
-Item ids derive from the response id, so every worker names them alike.
+the response id and creation time, the echo fields, whether to store it, the Responses
+body a native OpenAI route sends (`request`: the conversation so far and this input as
+items, the caller's parameters; `history` says where this request's own input items start
+in it), and how many of the chat body's leading messages are the instructions (left out
+of the stored conversation, as OpenAI leaves `instructions` out of a
+`previous_response_id` chain). Item ids derive from the response id, so every worker
+names them alike.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ class ResponsesView(TypedDict):
     echo: Json  # request.echo_fields
     store: bool
     skip: int  # leading chat messages that are the instructions
-    input: list[Json]  # the request's input items, to store (empty when not stored)
+    history: int  # leading items of `request["input"]` that come from the stored chain
     request: Json  # the Responses body for a native OpenAI route: the conversation as items
 
 
