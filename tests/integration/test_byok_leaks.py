@@ -422,6 +422,51 @@ def test_google_byok_key(env: Env) -> None:
     assert_clean(env, r.rid, s.rid)
 
 
+def responses_body(model: str, byok: Any, stream: bool = False, **extra: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"model": model, "input": "Say hi", "extra": {"byok": byok, **extra}}
+    if stream:
+        out["stream"] = True
+    return out
+
+
+def test_responses_api_and_its_stored_responses(env: Env) -> None:
+    """/v1/responses with BYOK keys, stream and non-stream, a fallback to another
+    provider's key, then every stored response and its input items read back."""
+    env.fakes.openai.script(Error(503))
+    done = [
+        post(env, responses_body("openai/gpt-5-mini", BYOK_OPENAI), path="/v1/responses"),
+        post(
+            env,
+            responses_body("anthropic/claude-3-haiku", BYOK_ANTHROPIC, stream=True),
+            path="/v1/responses",
+        ),
+        post(
+            env,
+            responses_body(
+                "openai/gpt-5-mini",
+                {"openai": BYOK_OPENAI, "anthropic": BYOK_ANTHROPIC},
+                retry=0,
+                fallback_models=["anthropic/claude-3-haiku"],
+            ),
+            path="/v1/responses",
+        ),
+    ]
+    assert [r.status for r in done] == [200] * 3, [r.body for r in done]
+    assert all(r.headers["x-orbyt-key-source"] == "byok" for r in done)
+    assert done[1].events()[-1]["type"] == "response.completed"
+    ids = [done[0].json["id"], done[1].events()[-1]["response"]["id"], done[2].json["id"]]
+    headers = {"authorization": f"Bearer {GATEWAY_KEY}"}
+    with httpx.Client(timeout=10) as c:
+        for rid in ids:
+            for tail in ("", "/input_items"):
+                got = c.get(f"{env.gw.url()}/v1/responses/{rid}{tail}", headers=headers)
+                assert got.status_code == 200, got.text
+                env.responses.add(got, got.content)
+    stored = keys_matching(env.redis_port, env.db, "orbyt:response:*")
+    assert {f"orbyt:response:{rid}" for rid in ids} <= set(stored)
+    assert_clean(env, *(r.rid for r in done))
+
+
 # ------------------------------------------------------------------- provider refusals
 def test_byok_401_is_the_callers_and_leaves_the_pool_alone(env: Env) -> None:
     r = post(env, body("openai/gpt-5-mini", BAD_OPENAI, retry=2))

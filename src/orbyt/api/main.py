@@ -19,7 +19,16 @@ from orbyt.api.auth import Authenticator
 from orbyt.api.fastpath import ChatFastPath
 from orbyt.api.middleware import EDGE, RequireKey
 from orbyt.api.pubsub_hub import PubSubHub
-from orbyt.api.routes import admin, batches, chat, embeddings, files, health, models
+from orbyt.api.routes import (
+    admin,
+    batches,
+    chat,
+    embeddings,
+    files,
+    health,
+    models,
+    responses,
+)
 from orbyt.api.state import AppState
 from orbyt.shared import metrics
 from orbyt.shared.catalog import catalog_for
@@ -81,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(middleware)
     app.include_router(chat.router)
     app.include_router(embeddings.router)
+    app.include_router(responses.router)
     app.include_router(models.router)
     app.include_router(files.router)
     app.include_router(batches.router)

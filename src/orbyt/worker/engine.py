@@ -18,23 +18,17 @@ from collections.abc import Coroutine, Mapping
 from typing import Any
 
 from orbyt.shared import metrics
-from orbyt.shared.contract import EMBEDDINGS, ChatJob, job_kind
+from orbyt.shared.contract import ChatJob
 from orbyt.shared.errors import Disposition, UpstreamError
 from orbyt.shared.providers import adapters
 from orbyt.shared.secret import Secret
-from orbyt.worker.attempts import (
-    Attempt,
-    StreamAttempt,
-    build_request,
-    name_provider,
-    target_for,
-)
+from orbyt.worker.attempts import Attempt, StreamAttempt, name_provider, target_for
 from orbyt.worker.byok import scrub_error
 from orbyt.worker.context import WorkerContext
 from orbyt.worker.deployments import Route, expand, order_routes
-from orbyt.worker.embeddings import EmbeddingsAttempt, build_embeddings_request
 from orbyt.worker.health import BreakerView
 from orbyt.worker.keys import NoKey, choose_key, key_failed, pool_view
+from orbyt.worker.kinds import make_attempt
 from orbyt.worker.policy import (
     BreakerState,
     RetryPolicy,
@@ -202,27 +196,10 @@ class Walk:
         attempt: Attempt | None = None
         try:
             target = target_for(route, key)
-            embeds = job_kind(job) == EMBEDDINGS  # same walk, another request and answer
-            req = (build_embeddings_request if embeds else build_request)(route, target, body)
+            stall = ctx.settings.stall_timeout
+            attempt = make_attempt(reply, job, ctx.client, route, target, body, stall, continuation)
             ctx.jobs.check(job["rid"])  # a cancel that raced the claim
             reply.count_attempt()
-            attempt = (
-                StreamAttempt(
-                    reply,
-                    job,
-                    ctx.client,
-                    route,
-                    target,
-                    req,
-                    ctx.settings.stall_timeout,
-                    continuation,
-                    body,
-                )
-                if job["stream"]
-                else (EmbeddingsAttempt if embeds else Attempt)(
-                    reply, job, ctx.client, route, target, req
-                )
-            )
             await attempt.run(limit)
         except UpstreamError as err:  # some upstreams quote the key they rejected
             scrub_error(err, key, byok=route.byok)

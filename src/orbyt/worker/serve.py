@@ -10,7 +10,7 @@ import logging
 import time
 
 from orbyt.shared import metrics
-from orbyt.shared.contract import ChatJob, StartMeta
+from orbyt.shared.contract import RESPONSES, ChatJob, StartMeta, job_kind
 from orbyt.shared.errors import OrbytError, ServiceUnavailable
 from orbyt.shared.logs import request_id_var
 from orbyt.shared.secret import Secret
@@ -20,6 +20,7 @@ from orbyt.worker.engine import run_chat
 from orbyt.worker.jobs import JobCancelled
 from orbyt.worker.publisher import Publisher, ReplyGone
 from orbyt.worker.reply import Reply, send_error
+from orbyt.worker.responses import ResponsesReply
 
 log = logging.getLogger("orbyt.worker")
 
@@ -37,7 +38,11 @@ async def serve(ctx: WorkerContext, job: ChatJob, enqueued_ms: int) -> None:
     metrics.WORKER_PICKUP.observe(max(0.0, time.time() - enqueued_ms / 1000))
     cancel = functools.partial(ctx.jobs.cancel, rid)
     pub = Publisher(ctx.publisher, job["channel"], ctx.settings.heartbeat_interval, cancel)
-    reply = Reply(pub, f"chatcmpl-{rid}", int(time.time()))
+    reply = (
+        ResponsesReply(pub, job, ctx.redis, ctx.settings.responses_ttl)
+        if job_kind(job) == RESPONSES
+        else Reply(pub, f"chatcmpl-{rid}", int(time.time()))
+    )
     byok: dict[str, Secret] = {}
     metrics.ACTIVE_JOBS.inc()
     try:
