@@ -132,7 +132,9 @@ def batch() -> None:
     help="Seconds between progress checks.",
 )
 @click.option("--restart", is_flag=True, help="Ignore an interrupted run's state: a new batch.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar, no messages but the result and errors.")
+@click.option(
+    "-q", "--quiet", is_flag=True, help="No progress bar, no messages but the result and errors."
+)
 @connection
 def run(
     input_path: Path,
