@@ -6,7 +6,7 @@ upstream latency, with one and with two worker processes.
 For each worker count, on the same processes (one API, N workers, one redis-server, the
 mock), in this order:
 
-1. idle probe: streamed interactive requests at c=4 for 8 s; TTFT p50/p99;
+1. idle probe: streamed interactive requests at c=4 for 5 s; TTFT p50/p99;
 2. interactive rate: non-streamed requests at c = inflight x workers (the number of batch
    lines in flight below), req/s and CPU per request of API + workers + Redis;
 3. batch: upload -> create -> poll (0.2 s) -> output file downloaded; lines per second end
@@ -38,7 +38,7 @@ import run as R
 LATENCY = 0.1  # seconds the mock takes for every answer
 TERMINAL = ("completed", "failed", "expired", "cancelled")
 PROBE = R.Scenario("probe", "stream, ttft 100 ms, c=4", True, 4, 100_000, 100_000, ttft=LATENCY,
-                   max_seconds=8.0, quick_max_seconds=8.0)  # fmt: skip
+                   max_seconds=5.0, quick_max_seconds=5.0)  # fmt: skip
 
 
 def rate_scenario(concurrency: int, requests: int) -> R.Scenario:
@@ -57,13 +57,14 @@ def batch_input(lines: int) -> bytes:
     return ("\n".join(out) + "\n").encode()
 
 
-def run_batch(target: R.Target, data: bytes, lines: int) -> dict[str, Any]:
-    """Upload to output downloaded; CPU of the target's processes over that window."""
+def run_batch(target: R.Target, data: bytes, lines: int, mock_pid: int) -> dict[str, Any]:
+    """Upload to output downloaded; CPU of the target's processes over that window, and
+    what the rest of the machine used meanwhile (other cores)."""
     client = openai.OpenAI(
         base_url=target.base_urls[0], api_key=target.key, max_retries=0, timeout=300
     )
-    window = R.CpuWindow(target.roles)
-    started = time.monotonic()
+    window = R.CpuWindow({**target.roles, "_mock": [mock_pid]})
+    started, own0 = time.monotonic(), time.process_time()
     fid = client.files.create(file=("bench.jsonl", data), purpose="batch").id
     batch = client.batches.create(
         input_file_id=fid, endpoint="/v1/chat/completions", completion_window="24h"
@@ -74,6 +75,8 @@ def run_batch(target: R.Target, data: bytes, lines: int) -> dict[str, Any]:
     output = client.files.content(batch.output_file_id).content if batch.output_file_id else b""
     wall = time.monotonic() - started
     cpu, busy, _ = window.close()
+    others = busy - sum(cpu.values()) - (time.process_time() - own0)
+    cpu.pop("_mock")
     ids = [json.loads(x)["custom_id"] for x in output.splitlines() if x.strip()]
     if batch.status != "completed" or len(ids) != lines or len(set(ids)) != lines:
         raise RuntimeError(f"batch {batch.id} {batch.status}: {len(set(ids))}/{lines} answered")
@@ -84,6 +87,7 @@ def run_batch(target: R.Target, data: bytes, lines: int) -> dict[str, Any]:
         "lines_per_s": round(lines / wall, 1),
         "cpu_ms_per_line": {r: round(c / lines * 1000, 3) for r, c in cpu.items()},
         "machine_busy_cores": round(busy / wall, 2),
+        "other_cpu_util": round(max(others, 0.0) / wall, 2),
         "ended_at": time.monotonic(),
     }
 
@@ -97,13 +101,14 @@ def measure_workers(bench: R.Bench, workers: int, args: argparse.Namespace) -> d
             target, rate_scenario(args.inflight * workers, args.lines), f"w{workers}-rate"
         )
         bench.set_profile(rate_scenario(1, 1))
-        clean = run_batch(target, data, args.lines)
+        mock = bench.procs.procs["mock"].pid
+        clean = run_batch(target, data, args.lines, mock)
         during_batch: dict[str, Any] = {}
         thread = threading.Thread(
-            target=lambda: during_batch.update(run_batch(target, data, args.lines))
+            target=lambda: during_batch.update(run_batch(target, data, args.lines, mock))
         )
         thread.start()
-        time.sleep(1.0)  # the batch is under way
+        time.sleep(0.5)  # the batch is under way
         during = bench.measure(target, PROBE, f"w{workers}-probe-batch")
         probe_ended = time.monotonic()
         thread.join()
@@ -127,7 +132,7 @@ def _cpu(per_role: dict[str, float]) -> float:
 def report(rows: list[dict[str, Any]], args: argparse.Namespace, load: tuple[float, float]) -> str:
     head = (
         "| workers | interactive req/s | batch lines/s | batch / interactive "
-        "| CPU ms/request | CPU ms/line | machine busy cores (batch) "
+        "| CPU ms/request | CPU ms/line | other load, cores (interactive / batch) "
         "| TTFT p50 idle | p50 during batch | Δ p50 | p99 idle | p99 during batch |"
     )
     out = [head, "|" + "---|" * 12]
@@ -139,7 +144,8 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace, load: tuple[flo
             f"| {r['workers']} | {rate['rps']:.0f} | {batch['lines_per_s']:.0f} "
             f"| {batch['lines_per_s'] / rate['rps']:.2f}× "
             f"| {_cpu(rate['sut_cpu_ms_per_req']):.2f} | {_cpu(batch['cpu_ms_per_line']):.2f} "
-            f"| {batch['machine_busy_cores']} | {idle['p50']:.1f} | {busy['p50']:.1f}{note} "
+            f"| {rate['other_cpu_util']:.2f} / {batch['other_cpu_util']:.2f} "
+            f"| {idle['p50']:.1f} | {busy['p50']:.1f}{note} "
             f"| {busy['p50'] - idle['p50']:+.1f} | {idle['p99']:.1f} | {busy['p99']:.1f} |"
         )
     return "\n".join(
@@ -156,7 +162,8 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace, load: tuple[flo
             "",
             "CPU = API + workers + redis-server per request or line. Batch lines/s: upload "
             "to output file downloaded. TTFT (ms): streamed interactive requests at c=4, "
-            "idle and while the batch runs.",
+            "idle and while the batch runs. Other load: CPU the rest of the machine (other "
+            "users' work, not this benchmark's processes) used meanwhile, in cores of 2.",
         ]
     )
 
