@@ -1,7 +1,7 @@
 """Batch benchmark (issue 12): a 10,000-line batch against the mock upstream with 100 ms
 upstream latency, with one and with two worker processes.
 
-    python bench/batch.py [--lines 10000] [--workers 1,2] [--inflight 128] [--quiet-wait S]
+    python bench/batch.py [--lines 10000] [--workers 1,2] [--inflight 32] [--quiet-wait S]
 
 For each worker count, on the same processes (one API, N workers, one redis-server, the
 mock), in this order:
@@ -172,7 +172,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--lines", type=int, default=10_000, help="lines in the batch")
     p.add_argument("--workers", default="1,2", help="worker process counts, e.g. 1,2")
-    p.add_argument("--inflight", type=int, default=128, help="batch lines in flight per worker")
+    p.add_argument(
+        "--inflight",
+        type=int,
+        default=32,
+        help="batch lines in flight per worker (Orbyt's default: 32)",
+    )
     p.add_argument(
         "--quiet-wait",
         type=float,
