@@ -58,6 +58,34 @@ UPSTREAM_TTFT = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 
+# worker: batch lines (DESIGN §7)
+BATCH_LINES = Counter(
+    "orbyt_batch_lines_total",
+    "Batch lines answered, counted once when the outcome is recorded (done | failed)",
+    ["model", "provider", "outcome"],
+)
+BATCH_LINES_IN_FLIGHT = Gauge("orbyt_batch_lines_in_flight", "Batch lines running in this worker")
+BATCHES = Gauge(
+    "orbyt_batches",
+    "Batches with lines left to hand out (queued) or output files due (finalizing), "
+    "as last sampled by this worker",
+    ["state"],
+)
+BATCHES_FINISHED = Counter(
+    "orbyt_batches_finished_total",
+    "Batches this worker finalized, by final status (completed | cancelled | expired)",
+    ["status"],
+)
+
+
+def observe_batch_line(catalog: Catalog, model: str, provider: str, ok: bool) -> None:
+    """A line's recorded outcome. `provider` (the route that answered) is trusted only for
+    an answered line; a failed line's is the catalog model's own prefix."""
+    label = model_label(catalog, model)
+    if not ok:
+        provider = label.partition("/")[0]
+    BATCH_LINES.labels(label, provider, "done" if ok else "failed").inc()
+
 
 LOOP_LAG = Histogram(
     "orbyt_event_loop_lag_seconds", "How late a 100 ms timer fires", buckets=FAST_BUCKETS
