@@ -2,7 +2,7 @@
 
 Job (arq function `chat`, JSON-serialised, nothing secret in it):
     {"rid", "channel", "body", "plan": [Candidate...], "strategy", "key_id", "deadline",
-     "byok", "retry", "stream", "include_usage"}
+     "byok", "retry", "stream", "include_usage", and "traceparent" when tracing is on}
 
 Reply frames on `orbyt:reply:{rid}` (pub/sub). Wire form, cheap to parse on the API side:
     <kind byte><seq decimal>|<meta JSON or empty>\\n<payload bytes>
@@ -73,6 +73,7 @@ class ChatJob(TypedDict):
     retry: int
     stream: bool
     include_usage: bool
+    traceparent: NotRequired[str]  # W3C trace context of the API's span (tracing on)
 
 
 class StartMeta(TypedDict):

@@ -16,7 +16,7 @@ import time
 from collections.abc import Coroutine, Mapping
 from typing import Any
 
-from orbyt.shared import metrics
+from orbyt.shared import metrics, tracing
 from orbyt.shared.contract import ChatJob
 from orbyt.shared.errors import Disposition, UpstreamError
 from orbyt.shared.providers import adapters
@@ -193,6 +193,26 @@ class Walk:
         limit: float,
         continuation: bool = False,
     ) -> None:
+        """One attempt, in its own span when tracing is on."""
+        if tracing.TRACER is None:
+            await self._run_attempt(route, key, body, limit, continuation)
+            return
+        with tracing.attempt_span(route.cand, continuation) as span:
+            try:
+                attempt = await self._run_attempt(route, key, body, limit, continuation)
+            except UpstreamError as err:
+                tracing.attempt_failed(span, err.status, err.code, err.before_content)
+                raise
+            tracing.attempt_done(span, route.cand["model"], attempt.reported_usage())
+
+    async def _run_attempt(
+        self,
+        route: Route,
+        key: Secret | None,
+        body: dict[str, Any],
+        limit: float,
+        continuation: bool = False,
+    ) -> Attempt:
         """One attempt: the boundary every upstream error leaves through, scrubbed (some
         upstreams quote the key they rejected) and naming the provider as declared. The
         bill of a stream cut after content goes to the reply."""
@@ -225,6 +245,7 @@ class Walk:
             if isinstance(attempt, StreamAttempt) and not err.before_content:
                 reply.cut(attempt.bill())
             raise
+        return attempt
 
     async def _continue_or_fail(self, routes: list[Route], index: int) -> None:
         """Content already reached the caller and the stream broke. Continue on a later

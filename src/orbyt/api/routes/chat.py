@@ -129,7 +129,8 @@ async def open_exchange(st: AppState, request: Request, rid: str) -> Exchange:
     except BaseException:
         st.spawn(st.auth.release(principal, rid))
         raise
-    ledger = Ledger(st, principal, rid, job["plan"][0], started)
+    caller_trace = request.headers.get("traceparent")
+    ledger = Ledger(st, principal, rid, job["plan"][0], started, caller_trace)
     sidecar: Sidecar | None = None
     if byok_keys is not None:
         try:
