@@ -85,6 +85,17 @@ class OtlpReceiver:
             out += [body, MessageToJson(request).encode()]
         return b"\n".join(out)
 
+    def plant(self, key: str, value: str) -> None:
+        """Record an export of one span carrying `value` (the leak hunt's positive control)."""
+        request = ExportTraceServiceRequest()
+        span = request.resource_spans.add().scope_spans.add().spans.add()
+        span.name = "planted"
+        attribute = span.attributes.add()
+        attribute.key = key
+        attribute.value.string_value = value
+        with self._lock:
+            self.bodies.append(request.SerializeToString())
+
     def received(self) -> list[ReceivedSpan]:
         with self._lock:
             return list(self.spans)
