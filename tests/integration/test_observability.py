@@ -8,18 +8,24 @@ pointing at `tests.otlp.OtlpReceiver`; the upstream is the fake OpenAI server.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import secrets
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.fakes import FakeOpenAI, Reply
-from tests.gateway import GATEWAY_KEY, Gateway, RedisServer
+from tests.gateway import GATEWAY_KEY, Gateway, RedisServer, free_port
 from tests.otlp import OtlpReceiver, ReceivedSpan
 
 pytestmark = pytest.mark.integration
@@ -220,3 +226,57 @@ def test_docs_and_the_openapi_schema(gw: Gateway) -> None:
     assert error["required"] == ["message", "type", "param", "code"]
     assert schema["paths"]["/v1/models"]["get"]["responses"]["401"]
     assert "security" not in schema["paths"]["/healthz"]["get"]
+
+
+DEV_KEY = "sk-or-v1-" + "d" * 64
+
+
+def _dev_access_lines(tmp_path: Path, *args: str) -> tuple[list[dict[str, Any]], str, str]:
+    """Run `orbyt dev [args]`, make one request, stop it: (access lines, request id, output)."""
+    port = free_port()
+    env = {**os.environ, "ORBYT_DEV_KEY": DEV_KEY, "ORBYT_WORKER_METRICS_PORT": "0"}
+    if os.environ.get("ORBYT_REDIS_SERVER"):
+        env["PATH"] = os.path.dirname(os.environ["ORBYT_REDIS_SERVER"]) + os.pathsep + env["PATH"]
+    out = tmp_path / "dev.log"
+    with out.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "orbyt", "dev", "--port", str(port), *args],
+            env=env,
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        end = time.monotonic() + 40
+        while time.monotonic() < end:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    break
+            time.sleep(0.1)
+        resp = httpx.post(
+            f"http://127.0.0.1:{port}/v1/chat/completions",
+            json={"model": "mock/echo", "messages": MSG},
+            headers={"authorization": f"Bearer {DEV_KEY}"},
+            timeout=20,
+        )
+        assert resp.status_code == 200, resp.text
+        time.sleep(0.3)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    text = out.read_text(errors="replace")
+    lines = [json.loads(x) for x in text.splitlines() if x.startswith("{")]
+    return [x for x in lines if x["logger"] == "orbyt.access"], resp.headers["x-request-id"], text
+
+
+@pytest.mark.parametrize(("args", "lines"), [((), 1), (("--log-level", "error"), 0)])
+def test_orbyt_dev_log_level_controls_the_access_log(
+    tmp_path: Path, args: tuple[str, ...], lines: int
+) -> None:
+    access, rid, output = _dev_access_lines(tmp_path, *args)
+    assert len(access) == lines, output
+    if lines:
+        assert access[0]["request_id"] == rid and access[0]["model"] == "mock/echo"
+    logged = [x for x in output.splitlines() if x.startswith("{")]  # the banner shows the key
+    assert not [x for x in logged if DEV_KEY in x]
