@@ -8,12 +8,17 @@ import json
 import logging
 from collections.abc import Iterator
 
+import fakeredis
 import pytest
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, generate_latest
+from pydantic import SecretStr
 
+from orbyt.api.auth import Authenticator
+from orbyt.api.keystore import KeyStore
 from orbyt.api.metrics import observe_request
 from orbyt.shared import logs
 from orbyt.shared.catalog import default_catalog
+from orbyt.shared.settings import Settings
 from orbyt.shared.usage import UsageEvent, cost_micros
 
 CATALOG = default_catalog()
@@ -82,8 +87,6 @@ def test_labels_stay_a_closed_set() -> None:
     odd = "myvllm/sk-" + "x" * 40
     observe_request(CATALOG, UsageEvent("k", odd, "myvllm", "pool", 200, 1, 1.0, usage))
     assert tokens("myvllm/other", "myvllm", "pool", "prompt") >= 5
-    from prometheus_client import generate_latest
-
     assert b"sk-xxxx" not in generate_latest()
 
 
@@ -117,3 +120,17 @@ def test_the_access_log_shows_at_the_default_level_and_below(
     if shown:
         assert access[0]["key_name"] == "ci" and access[0]["ttft_ms"] == 1.5
     assert len(lines) - len(access) == (1 if level in ("debug", "info") else 0)
+
+
+async def test_the_principal_carries_the_keys_name_for_the_access_log() -> None:
+    redis = fakeredis.aioredis.FakeRedis()
+    static = "sk-or-v1-" + "s" * 64
+    auth = Authenticator(Settings(gateway_keys=[SecretStr(static)], redis_url="redis://x"), redis)
+    key, record = await KeyStore(redis).create("ci-team", concurrency=2)
+    for limits in (True, False):
+        principal = await auth.authenticate(f"Bearer {key}", "rid", 5.0, limits=limits)
+        assert principal.key_id == record.id and principal.name == "ci-team"
+        await auth.release(principal, "rid")
+    unnamed, _ = await KeyStore(redis).create("")
+    assert (await auth.authenticate(f"Bearer {unnamed}")).name == ""
+    assert (await auth.authenticate(f"Bearer {static}")).name == "env"
