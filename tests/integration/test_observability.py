@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fakes import FakeOpenAI, Reply
+from tests.fakes import Error, FakeOpenAI, Reply
 from tests.gateway import GATEWAY_KEY, Gateway, RedisServer, free_port
 from tests.otlp import OtlpReceiver, ReceivedSpan
 
@@ -92,15 +92,10 @@ def wait_access(gw: Gateway, rid: str) -> list[dict[str, Any]]:
 
 
 def test_one_access_line_per_request_at_the_default_level(gw: Gateway, fake: FakeOpenAI) -> None:
-    fake.script(Reply(usage=(11, 7)), Reply(usage=(5, 3)))
+    fake.script(Reply(usage=(11, 7)), Reply(usage=(5, 3)), Error(400))
     ok = chat(gw)
     streamed = chat(gw, stream=True)
-    failed = httpx.post(
-        gw.base_url + "/chat/completions",
-        json={"model": "openai/no-such-model", "messages": MSG},
-        headers={"authorization": f"Bearer {GATEWAY_KEY}"},
-        timeout=20,
-    )
+    failed = chat(gw)  # the upstream refuses it: the worker's error
     assert ok.status_code == 200 and streamed.status_code == 200, ok.text
     (line,) = wait_access(gw, ok.headers["x-request-id"])
     assert line["level"] == "info" and line["event"] == "access"
@@ -111,9 +106,21 @@ def test_one_access_line_per_request_at_the_default_level(gw: Gateway, fake: Fak
     assert line["duration_ms"] > 0 and "ttft_ms" not in line  # non-stream: no first token
     (line,) = wait_access(gw, streamed.headers["x-request-id"])
     assert line["ttft_ms"] > 0 and line["duration_ms"] >= line["ttft_ms"]
-    if "x-request-id" in failed.headers:
-        (line,) = wait_access(gw, failed.headers["x-request-id"])
-        assert line["status"] == failed.status_code
+    (line,) = wait_access(gw, failed.headers["x-request-id"])
+    assert line["status"] == failed.status_code >= 400
+    for model, key, status in (
+        (MODEL, "sk-or-v1-" + "0" * 64, 401),  # refused before it had a ledger: still a line
+        ("nosuchprovider/model", GATEWAY_KEY, 400),
+    ):
+        refused = httpx.post(
+            gw.base_url + "/chat/completions",
+            json={"model": model, "messages": MSG},
+            headers={"authorization": f"Bearer {key}"},
+            timeout=20,
+        )
+        assert refused.status_code == status, refused.text
+        (line,) = wait_access(gw, refused.headers["x-request-id"])
+        assert line["status"] == status and line["duration_ms"] >= 0
     logs = gw.all_logs()
     assert GATEWAY_KEY not in logs and POOL_KEY not in logs
     assert not [r for r in access_lines(gw) if r["level"] != "info"]
@@ -189,8 +196,6 @@ def test_one_connected_trace_per_request_honouring_the_callers(
 def test_failed_attempts_are_spans_of_the_same_trace(
     gw: Gateway, fake: FakeOpenAI, receiver: OtlpReceiver
 ) -> None:
-    from tests.fakes import Error
-
     trace_id = secrets.token_hex(16)
     fake.script(Error(500), Reply(usage=(3, 2)))
     resp = chat(gw, traceparent=f"00-{trace_id}-{secrets.token_hex(8)}-01")

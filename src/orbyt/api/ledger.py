@@ -9,6 +9,7 @@ and tokens.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
 from typing import Any
@@ -23,6 +24,22 @@ from orbyt.shared.usage import UsageEvent
 
 log = logging.getLogger("orbyt.api")
 access = logging.getLogger(ACCESS_LOGGER)
+_logged: contextvars.ContextVar[str | None] = contextvars.ContextVar("orbyt_logged", default=None)
+
+
+def log_rejected(rid: str, status: int, started: float) -> None:
+    """The access line of a request refused before it had a ledger (authentication, rate
+    limit, validation): once, unless a ledger already wrote this request's line."""
+    if _logged.get() == rid or not access.isEnabledFor(logging.INFO):
+        return
+    request_id_var.set(rid)
+    duration = round((time.monotonic() - started) * 1000, 1)
+    access.info(
+        "%s rejected duration_ms=%s",
+        status,
+        duration,
+        extra={"event": "access", "status": status, "duration_ms": duration},
+    )
 
 
 class Ledger:
@@ -84,6 +101,7 @@ class Ledger:
         duration = round(event.latency_ms, 1)
         name = self._principal.name
         request_id_var.set(self._rid)
+        _logged.set(self._rid)
         access.info(
             "%s %s via %s attempts=%d ttft_ms=%s duration_ms=%s tokens=%s+%s key=%s",
             event.status,
