@@ -91,7 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             usage=usage,
             fast=fast,
         )
-        tracing.setup("orbyt-api")
+        traced = tracing.setup("orbyt-api")
         flusher = asyncio.create_task(_flush_usage(usage, settings.usage_flush_interval))
         lag = asyncio.create_task(metrics.watch_loop_lag())
         try:
@@ -104,7 +104,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await hub.close()
             await fast.close()
             await redis.aclose()
-            tracing.shutdown()
+            if traced:
+                tracing.shutdown()
 
     app = FastAPI(title="Orbyt", version="0.1.0", lifespan=lifespan)
     errors.install(app)

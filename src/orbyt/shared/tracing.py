@@ -51,9 +51,10 @@ def wanted(env: Mapping[str, str] = os.environ) -> str | None:
 
 
 def setup(service: str) -> bool:
-    """Turn tracing on if the environment asks for it (once per process); True if on."""
+    """Turn tracing on if the environment asks for it and nothing else did; True if this
+    call did (then the caller calls `shutdown()` when it stops)."""
     if TRACER is not None:
-        return True
+        return False
     exporter = wanted()
     if exporter is None:
         return False

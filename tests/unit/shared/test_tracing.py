@@ -52,9 +52,31 @@ def test_tracing_is_on_only_when_the_otel_environment_asks(
     assert tracing.wanted(env) == wanted
 
 
-def test_off_by_default() -> None:
+def test_off_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("OTEL_TRACES_EXPORTER", *tracing._ENDPOINTS):
+        monkeypatch.delenv(name, raising=False)
     assert tracing.TRACER is None
-    assert tracing.setup("orbyt-test") is False  # the test environment sets no OTEL_*
+    assert tracing.setup("orbyt-test") is False
+    assert tracing.TRACER is None
+
+
+def test_setup_from_the_environment_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")
+    try:
+        assert tracing.setup("orbyt-test") is True
+        assert tracing.TRACER is not None
+        assert tracing.setup("orbyt-test") is False  # already on: the first caller owns it
+    finally:
+        tracing.shutdown()
+    assert tracing.TRACER is None
+
+
+def test_setup_leaves_a_provider_installed_by_someone_else(
+    spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+    tracer = tracing.TRACER
+    assert tracing.setup("orbyt-test") is False and tracing.TRACER is tracer
 
 
 def test_one_connected_trace_from_the_callers_header(spans: InMemorySpanExporter) -> None:
