@@ -20,8 +20,8 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Awaitable, Iterator, Mapping
+from typing import Any, Protocol
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -32,6 +32,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from orbyt.shared.contract import Candidate
+from orbyt.shared.errors import UpstreamError
 from orbyt.shared.usage import UsageEvent
 
 TRACER: Tracer | None = None  # None: tracing is off
@@ -186,6 +187,24 @@ def attempt_span(cand: Candidate, continuation: bool) -> Iterator[Span]:
         },
     ) as span:
         yield span
+
+
+class _Attempt(Protocol):
+    def reported_usage(self) -> Any: ...
+
+
+async def traced(
+    cand: Candidate, continuation: bool, attempt: _Attempt, run: Awaitable[None]
+) -> None:
+    """Await one upstream attempt (`worker.attempts`, its `run`) inside its span: the
+    tokens it reported, or the status and code of its UpstreamError."""
+    with attempt_span(cand, continuation) as span:
+        try:
+            await run
+        except UpstreamError as err:
+            attempt_failed(span, err.status, err.code, err.before_content)
+            raise
+        attempt_done(span, cand["model"], attempt.reported_usage())
 
 
 def attempt_done(span: Span, model: str, usage: Mapping[str, Any] | None) -> None:

@@ -193,29 +193,10 @@ class Walk:
         limit: float,
         continuation: bool = False,
     ) -> None:
-        """One attempt, in its own span when tracing is on."""
-        if tracing.TRACER is None:
-            await self._run_attempt(route, key, body, limit, continuation)
-            return
-        with tracing.attempt_span(route.cand, continuation) as span:
-            try:
-                attempt = await self._run_attempt(route, key, body, limit, continuation)
-            except UpstreamError as err:
-                tracing.attempt_failed(span, err.status, err.code, err.before_content)
-                raise
-            tracing.attempt_done(span, route.cand["model"], attempt.reported_usage())
-
-    async def _run_attempt(
-        self,
-        route: Route,
-        key: Secret | None,
-        body: dict[str, Any],
-        limit: float,
-        continuation: bool = False,
-    ) -> Attempt:
-        """One attempt: the boundary every upstream error leaves through, scrubbed (some
-        upstreams quote the key they rejected) and naming the provider as declared. The
-        bill of a stream cut after content goes to the reply."""
+        """One attempt (in its own span when tracing is on): the boundary every upstream
+        error leaves through, scrubbed (some upstreams quote the key they rejected) and
+        naming the provider as declared. The bill of a stream cut after content goes to the
+        reply."""
         ctx, reply, job = self.ctx, self.reply, self.job
         attempt: Attempt | None = None
         try:
@@ -238,14 +219,16 @@ class Walk:
                 if job["stream"]
                 else Attempt(reply, job, ctx.client, route, target, req)
             )
-            await attempt.run(limit)
+            run = attempt.run(limit)
+            if tracing.TRACER is not None:
+                run = tracing.traced(route.cand, continuation, attempt, run)
+            await run
         except UpstreamError as err:  # some upstreams quote the key they rejected
             scrub_error(err, key, byok=route.byok)
             name_provider(err, route)
             if isinstance(attempt, StreamAttempt) and not err.before_content:
                 reply.cut(attempt.bill())
             raise
-        return attempt
 
     async def _continue_or_fail(self, routes: list[Route], index: int) -> None:
         """Content already reached the caller and the stream broke. Continue on a later
