@@ -66,10 +66,18 @@ def setup(service: str) -> bool:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         span_exporter = OTLPSpanExporter()
-    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    provider = TracerProvider(resource=Resource.create(_service(service)))
     provider.add_span_processor(BatchSpanProcessor(span_exporter))
     install(provider)
     return True
+
+
+def _service(default: str, env: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """`service.name` unless the environment names the service (the SDK reads it then)."""
+    named = env.get("OTEL_SERVICE_NAME") or "service.name=" in env.get(
+        "OTEL_RESOURCE_ATTRIBUTES", ""
+    )
+    return {} if named else {"service.name": default}
 
 
 def install(provider: TracerProvider | None) -> None:

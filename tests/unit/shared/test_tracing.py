@@ -137,3 +137,9 @@ def test_usage_attributes_take_only_counts() -> None:
         "gen_ai.usage.input_tokens": 3,
         "gen_ai.usage.output_tokens": 5,
     }
+
+
+def test_the_environment_names_the_service() -> None:
+    assert tracing._service("orbyt-api", {}) == {"service.name": "orbyt-api"}
+    assert tracing._service("orbyt-api", {"OTEL_SERVICE_NAME": "gw"}) == {}
+    assert tracing._service("orbyt-api", {"OTEL_RESOURCE_ATTRIBUTES": "a=b,service.name=gw"}) == {}
