@@ -60,6 +60,7 @@ from tests.integration.leakscan import (
     Sources,
     keys_matching,
 )
+from tests.otlp import OtlpReceiver
 
 pytestmark = pytest.mark.integration
 
@@ -140,6 +141,7 @@ class Env:
     redis_port: int
     db: int
     worker_metrics: str
+    receiver: OtlpReceiver
 
     @property
     def redis(self) -> Any:  # redis.Redis (its sync types are async-or-not unions)
@@ -166,6 +168,7 @@ def fakes() -> Iterator[Fakes]:
 @pytest.fixture(scope="module")
 def env(redis_server: RedisServer, fakes: Fakes) -> Iterator[Env]:
     monitor = RedisMonitor(redis_server.port).start()  # before the gateway: sees everything
+    receiver = OtlpReceiver().start()  # tracing on: every span exported is searched too
     metrics_port = free_port()
     settings = {
         "ORBYT_GATEWAY_KEYS": GATEWAY_KEY,
@@ -182,6 +185,7 @@ def env(redis_server: RedisServer, fakes: Fakes) -> Iterator[Env]:
         "ORBYT_PROVIDERS__GOOGLE__BASE_URL": fakes.gemini.base_url,
         "ORBYT_PROVIDERS__MYVLLM__ADAPTER": "openai",
         "ORBYT_PROVIDERS__MYVLLM__BASE_URL": fakes.vllm.base_url,
+        **receiver.env(),
     }
     url = redis_server.new_db_url()
     gw = Gateway(url, settings, workers=1, log_level="debug")
@@ -198,6 +202,7 @@ def env(redis_server: RedisServer, fakes: Fakes) -> Iterator[Env]:
             redis_server.port,
             [gw.url() + "/metrics", worker_metrics],
             responses,
+            receiver.data,
         )
         yield Env(
             gw,
@@ -208,10 +213,12 @@ def env(redis_server: RedisServer, fakes: Fakes) -> Iterator[Env]:
             redis_server.port,
             int(url.rsplit("/", 1)[1]),
             worker_metrics,
+            receiver,
         )
     finally:
         gw.stop()
         monitor.stop()
+        receiver.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -891,6 +898,7 @@ def test_the_search_finds_a_planted_key(env: Env) -> None:
         r.close()
     (env.gw.logdir / "canary.log").write_text(f"x=https://h/?key={canary}&y\n")
     env.responses.add(httpx.Response(200, headers={"x-k": canary.encode().hex().upper()}))
+    env.receiver.plant("canary.attribute", canary)
     hits += env.sources.scan(needles, since_last=False)
     found = {(h.where, h.form.partition("@")[0]) for h in hits}
     assert {
@@ -901,6 +909,7 @@ def test_the_search_finds_a_planted_key(env: Env) -> None:
         ("redis MONITOR", "plain"),  # the 35-character fragment
         ("log canary.log", "plain"),
         ("HTTP responses", "HEX"),
+        ("trace spans", "plain"),
     } <= found
     assert all(h.secret == "canary" and canary not in str(h) for h in hits)
 
@@ -952,6 +961,7 @@ def test_an_upstream_echoing_the_key_is_not_repeated(env: Env) -> None:
     own = Responses(env.responses.items[mark:])
     hits = needles.search(own.data(), "HTTP responses")
     hits += needles.search(env.sources.monitor.data(), "redis MONITOR")
+    hits += needles.search(env.receiver.data(), "trace spans")
     for path in sorted(env.gw.logdir.glob("*.log")):
         hits += needles.search(path.read_bytes(), f"log {path.name}")
     assert not hits, "echoed keys found:\n" + "\n".join(map(str, hits))
@@ -1023,6 +1033,17 @@ def test_embeddings_key_pasted_into_another_field_is_not_echoed(env: Env) -> Non
     assert [post_embeddings(env, c).status for c in cases] == [400] * len(cases)
     hits = needles.search(Responses(env.responses.items[mark:]).data(), "HTTP responses")
     assert not hits, "pasted keys echoed:\n" + "\n".join(map(str, hits))
+
+
+def test_spans_of_every_process_were_searched(env: Env) -> None:
+    """Tracing is on in this module: the API's and the worker's spans reached the receiver
+    (so the searches above covered them)."""
+    assert post(env, body("openai/gpt-5-mini", BYOK_OPENAI)).status == 200
+    spans = env.receiver.wait_for(
+        lambda spans: {"orbyt-api", "orbyt-worker"} <= {s.service for s in spans}
+    )
+    assert any(s.attributes.get("orbyt.key_source") == "byok" for s in spans)
+    assert_clean(env)
 
 
 def test_zz_the_whole_module_left_no_key_anywhere(env: Env) -> None:

@@ -2,7 +2,8 @@
 
 Job (arq function `chat`, JSON-serialised, nothing secret in it):
     {"rid", "channel", "body", "plan": [Candidate...], "strategy", "key_id", "deadline",
-     "byok", "retry", "stream", "include_usage", "kind"?, "responses"?}
+     "byok", "retry", "stream", "include_usage", "kind"?, "responses"?,
+     "traceparent"? (when tracing is on)}
 `kind` names the endpoint the job serves (`JOB_KINDS`); a job without it is a chat job.
 For "responses", `body` is the chat translation of a /v1/responses request and
 `responses` the Response's own fields.
@@ -83,6 +84,7 @@ class ChatJob(TypedDict):
     stream: bool
     include_usage: bool
     kind: NotRequired[str]  # one of JOB_KINDS; absent: CHAT
+    traceparent: NotRequired[str]  # W3C trace context of the API's span (tracing on)
     responses: NotRequired[ResponsesView]  # kind RESPONSES: what the Response repeats
 
 

@@ -36,6 +36,18 @@ QUEUE_DEPTH = Gauge("orbyt_queue_depth", "Jobs waiting in the chat queue")
 ATTEMPTS = Counter(
     "orbyt_request_attempts_total", "Provider attempts of finished requests", ["provider"]
 )
+TOKENS = Counter(
+    "orbyt_tokens_total",
+    "Tokens billed, each attempt's on its own model (type: prompt, completion, cached, "
+    "reasoning; cached and reasoning are included in prompt and completion)",
+    ["model", "provider", "key_source", "type"],
+)
+COST = Counter(
+    "orbyt_cost_usd_total",
+    "Cost at catalog prices, each attempt's on its own model (key_source byok: what the "
+    "caller's own provider account pays)",
+    ["model", "provider", "key_source"],
+)
 
 # worker
 WORKER_ATTEMPTS = Counter(

@@ -19,7 +19,7 @@ from arq.utils import timestamp_ms
 from arq.worker import Worker, func
 from redis.exceptions import RedisError
 
-from orbyt.shared import metrics
+from orbyt.shared import metrics, tracing
 from orbyt.shared.contract import (
     CANCEL_CHANNEL,
     JOB_FUNCTION,
@@ -98,6 +98,7 @@ class OrbytWorker(Worker):
         self._wake = asyncio.Event()
         self._claim: Any = None
         self._context: WorkerContext | None = None
+        self._traced = False  # this worker turned tracing on (OTEL_* variables)
         self.batch: BatchRunner | None = None  # the batch line pool (batch_concurrency > 0)
 
     @property
@@ -118,6 +119,7 @@ class OrbytWorker(Worker):
         self._claim = self.pool.register_script(_CLAIM)
         if self._context is None:
             serve_metrics(self.settings)
+            self._traced = tracing.setup("orbyt-worker")
             self._context = WorkerContext.create(self.settings, self.pool)
         if self.batch is None and self.settings.batch_concurrency > 0:
             self.batch = BatchRunner(self._context, self.pool, lambda: self.allow_pick_jobs)
@@ -182,6 +184,8 @@ class OrbytWorker(Worker):
             if self._context is not None:
                 await self._context.close()
                 self._context = None
+            if self._traced:
+                tracing.shutdown()
 
     async def _poll_iteration(self) -> None:
         """arq's poll, with the pick-up done by one Lua call that claims every ready job

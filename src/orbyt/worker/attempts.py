@@ -89,6 +89,11 @@ class Attempt:
         self.target = target
         self.req = req
         self.provider = route.cand["provider"]
+        self.usage: Any = None  # what the upstream reported (non-stream)
+
+    def reported_usage(self) -> Any:
+        """The usage this attempt's upstream reported, if any (for its trace span)."""
+        return self.usage
 
     async def run(self, limit: float) -> None:
         route = self.route
@@ -101,6 +106,7 @@ class Attempt:
         if resp.status_code >= 400:
             raise route.adapter.map_error(resp.status_code, resp.headers, raw)
         parsed = route.adapter.parse_response(raw, self.target)
+        self.usage = parsed.get("usage")
         reply, model = self.reply, route.cand["model"]
         if isinstance(reply, ResponsesReply):
             payload = reply.whole(model, parsed)
@@ -178,6 +184,9 @@ class StreamAttempt(Attempt):
         if (include_usage and usage) or reply.continued or renderer.closes:  # headers name
             tail = renderer.usage_chunk(usage, reply.trailer(self.route))  # the first route
         await reply.done(self.route, usage, tail)
+
+    def reported_usage(self) -> Any:
+        return self.renderer.usage
 
     def bill(self) -> Billed | None:
         """What this attempt cost if it was cut after sending text (None if it sent

@@ -17,7 +17,7 @@ import time
 from collections.abc import Coroutine, Mapping
 from typing import Any
 
-from orbyt.shared import metrics
+from orbyt.shared import metrics, tracing
 from orbyt.shared.contract import ChatJob
 from orbyt.shared.errors import Disposition, UpstreamError
 from orbyt.shared.providers import adapters
@@ -189,9 +189,10 @@ class Walk:
         limit: float,
         continuation: bool = False,
     ) -> None:
-        """One attempt: the boundary every upstream error leaves through, scrubbed (some
-        upstreams quote the key they rejected) and naming the provider as declared. The
-        bill of a stream cut after content goes to the reply."""
+        """One attempt (in its own span when tracing is on): the boundary every upstream
+        error leaves through, scrubbed (some upstreams quote the key they rejected) and
+        naming the provider as declared. The bill of a stream cut after content goes to the
+        reply."""
         ctx, reply, job = self.ctx, self.reply, self.job
         attempt: Attempt | None = None
         try:
@@ -200,7 +201,10 @@ class Walk:
             attempt = make_attempt(reply, job, ctx.client, route, target, body, stall, continuation)
             ctx.jobs.check(job["rid"])  # a cancel that raced the claim
             reply.count_attempt()
-            await attempt.run(limit)
+            run = attempt.run(limit)
+            if tracing.TRACER is not None:
+                run = tracing.traced(route.cand, continuation, attempt, run)
+            await run
         except UpstreamError as err:  # some upstreams quote the key they rejected
             scrub_error(err, key, byok=route.byok)
             name_provider(err, route)

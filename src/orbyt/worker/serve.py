@@ -9,7 +9,7 @@ import functools
 import logging
 import time
 
-from orbyt.shared import metrics
+from orbyt.shared import metrics, tracing
 from orbyt.shared.contract import RESPONSES, ChatJob, StartMeta, job_kind
 from orbyt.shared.errors import OrbytError, ServiceUnavailable
 from orbyt.shared.logs import request_id_var
@@ -49,7 +49,11 @@ async def serve(ctx: WorkerContext, job: ChatJob, enqueued_ms: int) -> None:
         await pub.start(StartMeta(worker=ctx.worker_id))
         if job["byok"]:
             byok = await take_byok(ctx.redis, ctx.settings, rid)
-        await run_chat(ctx, job, reply, byok)
+        if tracing.TRACER is None:
+            await run_chat(ctx, job, reply, byok)
+        else:
+            with tracing.job_span(rid, job["plan"][0]["model"], job.get("traceparent")):
+                await run_chat(ctx, job, reply, byok)
     except OrbytError as exc:
         await send_error(pub, exc, 0)
     except (ReplyGone, JobCancelled, asyncio.CancelledError):

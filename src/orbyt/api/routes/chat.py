@@ -24,7 +24,7 @@ from orbyt.api.auth import Principal
 from orbyt.api.byok import byok_map, seal_sidecar
 from orbyt.api.errors import render_exception
 from orbyt.api.exchange import ClientGone, Exchange, Sidecar, frame_status
-from orbyt.api.ledger import Ledger
+from orbyt.api.ledger import Ledger, log_rejected
 from orbyt.api.rendering import header_list, send_whole
 from orbyt.api.state import AppState
 from orbyt.shared import metrics
@@ -132,7 +132,8 @@ async def open_exchange(st: AppState, request: Request, rid: str) -> Exchange:
     except BaseException:
         st.spawn(st.auth.release(principal, rid))
         raise
-    ledger = Ledger(st, principal, rid, job["plan"][0], started)
+    caller_trace = request.headers.get("traceparent")
+    ledger = Ledger(st, principal, rid, job["plan"][0], started, caller_trace)
     sidecar: Sidecar | None = None
     if byok_keys is not None:
         try:
@@ -149,6 +150,7 @@ class ChatEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         st: AppState = scope["app"].state.orbyt
         rid = uuid.uuid4().hex
+        started = time.monotonic()
         try:
             exchange = await open_exchange(st, Request(scope, receive), rid)
             async with exchange:
@@ -156,7 +158,9 @@ class ChatEndpoint:
         except ClientDisconnect:  # gone before its body arrived: nobody to answer
             return
         except Exception as exc:  # nothing was sent yet: the one error mapper
-            await render_exception(exc, PATH, rid)(scope, receive, send)
+            response = render_exception(exc, PATH, rid)
+            log_rejected(rid, response.status_code, started)  # unless a ledger logged it
+            await response(scope, receive, send)
 
 
 router = APIRouter()
