@@ -10,6 +10,8 @@ then ``data: [DONE]``).
 
 Routes:
     POST /v1/chat/completions   stream and non-stream
+    POST /v1/embeddings         one fixed vector per input (``dimensions`` or 1536 floats),
+                                as floats or base64 (``encoding_format``), after ``ttft``
     GET  /v1/models             OpenAI list shape
     GET  /_bench/profile        the current profile (tokens, ttft, per_token)
     POST /_bench/profile        change the profile at run time (JSON body, any subset)
@@ -23,9 +25,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import signal
 import socket
+import struct
 import sys
 import time
 from collections.abc import Callable
@@ -58,6 +62,7 @@ class Stats:
     chat_stream: int = 0
     chat_nonstream: int = 0
     models: int = 0
+    embeddings: int = 0
     errors_4xx: int = 0
     connections_opened: int = 0
     connections_active: int = 0
@@ -303,6 +308,8 @@ class MockProtocol(asyncio.Protocol):
         route = (req.method, req.path)
         if route == ("POST", "/v1/chat/completions"):
             self._chat(req)
+        elif route == ("POST", "/v1/embeddings"):
+            self._embeddings(req)
         elif route == ("GET", "/v1/models"):
             STATS.models += 1
             body = orjson.dumps(
@@ -376,6 +383,38 @@ class MockProtocol(asyncio.Protocol):
             self.timer = loop.call_later(delay, self._finish_delayed, payload, req.keep_alive)
             STATS.streams_active += 1
 
+    def _embeddings(self, req: Request) -> None:
+        try:
+            body = orjson.loads(req.body)
+            inputs = body["input"]
+            count = 1 if isinstance(inputs, str) or isinstance(inputs[0], int) else len(inputs)
+            size = int(body.get("dimensions") or EMBEDDING_SIZE)
+            model_json = orjson.dumps(body["model"])
+        except (orjson.JSONDecodeError, TypeError, KeyError, IndexError, ValueError) as exc:
+            self._client_error(400, f"invalid body: {exc}", req.keep_alive)
+            return
+        STATS.embeddings += 1
+        vector = _vector_json(size, body.get("encoding_format") == "base64")
+        items = b",".join(
+            b'{"object":"embedding","index":%d,"embedding":%s}' % (i, vector) for i in range(count)
+        )
+        usage = b'{"prompt_tokens":%d,"total_tokens":%d}' % (
+            PROMPT_TOKENS * count,
+            PROMPT_TOKENS * count,
+        )
+        payload = b'{"object":"list","data":[%s],"model":%s,"usage":%s}' % (
+            items,
+            model_json,
+            usage,
+        )
+        if PROFILE.ttft <= 0:
+            self._send_json(200, payload, req.keep_alive)
+            return
+        self.busy = True
+        loop = asyncio.get_running_loop()
+        self.timer = loop.call_later(PROFILE.ttft, self._finish_delayed, payload, req.keep_alive)
+        STATS.streams_active += 1
+
     def _finish_delayed(self, payload: bytes, keep_alive: bool) -> None:
         self.timer = None
         STATS.streams_active -= 1
@@ -440,6 +479,22 @@ class MockProtocol(asyncio.Protocol):
     def _client_error(self, status: int, message: str, keep_alive: bool) -> None:
         STATS.errors_4xx += 1
         self._send_json(status, _error_body(message, "bad_request"), keep_alive)
+
+
+EMBEDDING_SIZE = 1536
+_VECTORS: dict[tuple[int, bool], bytes] = {}
+
+
+def _vector_json(size: int, as_base64: bool) -> bytes:
+    """The one vector of `size` every input gets, rendered once: floats or base64 of
+    little-endian float32s (OpenAI's two encodings)."""
+    key = (size, as_base64)
+    if key not in _VECTORS:
+        values = [((i * 7919) % 1000) / 1000 - 0.5 for i in range(size)]
+        packed = struct.pack(f"<{size}f", *values)
+        floats = list(struct.unpack(f"<{size}f", packed))
+        _VECTORS[key] = orjson.dumps(base64.b64encode(packed).decode() if as_base64 else floats)
+    return _VECTORS[key]
 
 
 def _completion_body(request_id: bytes, model_json: bytes, tokens: int) -> bytes:

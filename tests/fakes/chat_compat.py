@@ -28,6 +28,7 @@ class ChatCompletionsFake(FakeServer):
     listed_models: tuple[str, ...] = ()
     choice_extra: ClassVar[dict[str, Any]] = {"logprobs": None}  # extra keys of each choice
     finish_delta: ClassVar[dict[str, Any]] = {}  # the delta of the finish chunk
+    serves_embeddings = False  # POST {prefix}/embeddings (tests/fakes/embeddings.py)
 
     def __init__(self, *, models: Iterable[str] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -37,6 +38,8 @@ class ChatCompletionsFake(FakeServer):
         for prefix in self.prefixes:
             app.router.add_post(f"{prefix}/chat/completions", self._chat)
             app.router.add_get(f"{prefix}/models", self._list_models)
+            if self.serves_embeddings:
+                app.router.add_post(f"{prefix}/embeddings", self._embeddings)
 
     def check_auth(self, request: web.Request) -> web.StreamResponse | None:
         key = self.bearer(request)
@@ -57,6 +60,22 @@ class ChatCompletionsFake(FakeServer):
         return await self.respond(
             Call(request, body, str(body["model"]), body.get("stream") is True)
         )
+
+    async def _embeddings(self, request: web.Request) -> web.StreamResponse:
+        if (denied := self.check_auth(request)) is not None:
+            return denied
+        body = self.exchange(request).json
+        if not isinstance(body, dict):
+            return self.fail(request, 400, kind="invalid_json")
+        problem = self.validate_embeddings(request, body)
+        if problem is not None:
+            return problem
+        return await self.respond(Call(request, body, str(body["model"]), False, kind="embeddings"))
+
+    def validate_embeddings(
+        self, request: web.Request, body: dict[str, Any]
+    ) -> web.StreamResponse | None:
+        return None
 
     async def _list_models(self, request: web.Request) -> web.StreamResponse:
         if (denied := self.check_auth(request)) is not None:

@@ -1,6 +1,7 @@
 """FakeGemini: Gemini Developer API.
 
-``POST /{v1,v1beta}/models/{model}:generateContent`` and ``:streamGenerateContent[?alt=sse]``.
+``POST /{v1,v1beta}/models/{model}:generateContent`` and ``:streamGenerateContent[?alt=sse]``;
+embeddings ``:embedContent`` and ``:batchEmbedContents`` (see ``embeddings.py``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
+from . import embeddings
 from .behaviours import Reply, estimate_tokens, tool_arguments_obj
 from .server import FakeServer
 from .wire import Call, ErrorSpec, Frame, FrameKind
@@ -19,7 +21,8 @@ from .wire import Call, ErrorSpec, Frame, FrameKind
 SIGNATURE_PREFIX = b"fake-thought-signature:"
 SKIP_SIGNATURE = "skip_thought_signature_validator"
 FINISH = {"stop": "STOP", "tool_calls": "STOP", "length": "MAX_TOKENS", "content_filter": "SAFETY"}
-METHODS = ("generateContent", "streamGenerateContent", "countTokens")
+EMBED_METHODS = ("embedContent", "batchEmbedContents")
+METHODS = ("generateContent", "streamGenerateContent", "countTokens", *EMBED_METHODS)
 _QUOTA = "generativelanguage.googleapis.com/generate_content_free_tier_requests"
 _HELP = {
     "@type": "type.googleapis.com/google.rpc.Help",
@@ -213,6 +216,8 @@ class FakeGemini(FakeServer):
             return self.fail(
                 request, 404, self.ERRORS["not_found"].message.replace("v1beta", version)
             )
+        if method in EMBED_METHODS:
+            return await self._embed(request, model, method, body)
         problem = self.validate(model, body)
         if problem is not None:
             return self.fail(request, 400, problem, kind="invalid_argument")
@@ -220,6 +225,21 @@ class FakeGemini(FakeServer):
         if method == "countTokens":
             return web.json_response({"totalTokens": self.prompt_tokens(call)})
         return await self.respond(call)
+
+    async def _embed(
+        self, request: web.Request, model: str, method: str, body: dict[str, Any]
+    ) -> web.StreamResponse:
+        requests = embeddings.gemini_requests(model, method, body)
+        problem = requests if isinstance(requests, str) else embeddings.gemini_problem(requests)
+        if problem is not None:
+            return self.fail(request, 400, problem, kind="invalid_argument")
+        return await self.respond(Call(request, body, model, False, kind=method))
+
+    def embeddings_body(self, call: Call, reply: Reply) -> dict[str, Any]:
+        requests = embeddings.gemini_requests(call.model, call.kind, call.body)
+        assert isinstance(requests, list)
+        out: dict[str, Any] = embeddings.gemini_body(call, call.kind, requests)
+        return out
 
     def validate(self, model: str, body: dict[str, Any]) -> str | None:
         contents = body.get("contents")

@@ -1,4 +1,5 @@
-"""FakeMistral: Mistral La Plateforme chat (``/v1/chat/completions``, ``/v1/models``)."""
+"""FakeMistral: Mistral La Plateforme chat (``/v1/chat/completions``, ``/v1/models``) and
+embeddings (``/v1/embeddings``, see ``embeddings.py``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
+from . import embeddings
 from .behaviours import Error, Reply
 from .chat_compat import ChatCompletionsFake
 from .wire import HEX, Call, ErrorSpec
@@ -67,6 +69,7 @@ class FakeMistral(ChatCompletionsFake):
     owned_by = "mistralai"
     whole_tool_calls = True
     usage_on_finish_chunk = True
+    serves_embeddings = True
     stream_content_type = "text/event-stream"
     choice_extra: ClassVar[dict[str, Any]] = {}
     finish_delta: ClassVar[dict[str, Any]] = {"content": ""}
@@ -162,6 +165,22 @@ class FakeMistral(ChatCompletionsFake):
             "param": None,
             "code": None,
         }
+
+    def validate_embeddings(
+        self, request: web.Request, body: dict[str, Any]
+    ) -> web.StreamResponse | None:
+        problem = embeddings.mistral_problem(body)
+        if problem is None:
+            return None
+        message, field = problem
+        if field is None:
+            return self.fail(request, 400, message, kind="invalid_request")
+        detail = _detail("extra_forbidden", ["body", field], message, body.get(field))
+        return self.error_response(request, Error(422, body=self.validation_body([detail])))
+
+    def embeddings_body(self, call: Call, reply: Reply) -> dict[str, Any]:
+        out: dict[str, Any] = embeddings.mistral_body(call, reply, self.new_id(32, HEX))
+        return out
 
     def validate(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse | None:
         details = [

@@ -1,4 +1,6 @@
-"""FakeOpenAI: OpenAI Chat Completions (``/v1/chat/completions``, ``/v1/models``)."""
+"""FakeOpenAI: OpenAI Chat Completions (``/v1/chat/completions``, ``/v1/models``),
+embeddings (``/v1/embeddings``, see ``embeddings.py``) and the Responses API
+(``/v1/responses``, wire in ``responses_wire``)."""
 
 from __future__ import annotations
 
@@ -6,9 +8,11 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
+from . import embeddings
 from .behaviours import Error, Reply
 from .chat_compat import ChatCompletionsFake
-from .wire import HEX, Call, ErrorSpec
+from .responses_wire import ResponseBuilder, error_event
+from .wire import HEX, Call, ErrorSpec, Frame
 
 _IRE = "invalid_request_error"
 _PARSE = (
@@ -36,6 +40,7 @@ class FakeOpenAI(ChatCompletionsFake):
     name = "openai"
     owned_by = "openai"
     listed_models = ("gpt-5", "gpt-5-mini", "gpt-4.1", "gpt-4o-mini")
+    serves_embeddings = True
     ERRORS: ClassVar[dict[str, ErrorSpec]] = {
         "invalid_request": ErrorSpec(400, "Invalid request.", _IRE),
         "invalid_json": ErrorSpec(400, _PARSE, _IRE),
@@ -120,6 +125,52 @@ class FakeOpenAI(ChatCompletionsFake):
     def first_delta(self, call: Call, reply: Reply) -> dict[str, Any]:
         return {"role": "assistant", "content": "", "refusal": None}
 
+    # ------------------------------------------------------------------ Responses API
+    def add_routes(self, app: web.Application) -> None:
+        super().add_routes(app)
+        app.router.add_post("/v1/responses", self._responses)
+
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        if (denied := self.check_auth(request)) is not None:
+            return denied
+        body = self.exchange(request).json
+        if not isinstance(body, dict):
+            return self.fail(request, 400, kind="invalid_json")
+        if not _present(body, "model"):
+            return self.error_response_raw(
+                request, 400, "Missing required parameter: 'model'.", "model", None
+            )
+        if self.models is not None and body["model"] not in self.models:
+            return self.fail(request, 404, kind="model_not_found")
+        if not _present(body, "input"):
+            return self.error_response_raw(
+                request, 400, "Missing required parameter: 'input'.", "input", None
+            )
+        return await self.respond(
+            Call(request, body, str(body["model"]), body.get("stream") is True)
+        )
+
+    @staticmethod
+    def _is_responses(call: Call) -> bool:
+        return call.request.path.endswith("/responses")
+
+    def response_body(self, call: Call, reply: Reply) -> dict[str, Any]:
+        if self._is_responses(call):
+            return ResponseBuilder(call.body, reply, self.new_id).whole()
+        return super().response_body(call, reply)
+
+    def stream_frames(self, call: Call, reply: Reply) -> list[Frame]:
+        if self._is_responses(call):
+            return ResponseBuilder(call.body, reply, self.new_id).frames()
+        return super().stream_frames(call, reply)
+
+    def stream_error_frame(self, call: Call, reply: Reply) -> bytes:
+        if self._is_responses(call):
+            error = (reply.error_body or {}).get("error") or {}
+            message = error.get("message") or "The server had an error processing your request."
+            return error_event(message, error.get("code") or "server_error", 0)
+        return super().stream_error_frame(call, reply)
+
     @property
     def base_url(self) -> str:
         return f"{self.url}/v1"
@@ -196,6 +247,20 @@ class FakeOpenAI(ChatCompletionsFake):
             if role == "assistant" and msg.get("tool_calls"):
                 pending = [str(tc.get("id")) for tc in msg["tool_calls"] if isinstance(tc, dict)]
         return None
+
+    def validate_embeddings(
+        self, request: web.Request, body: dict[str, Any]
+    ) -> web.StreamResponse | None:
+        problem = embeddings.openai_problem(body)
+        if problem is not None:
+            return self.error_response_raw(request, 400, problem[0], problem[1], None)
+        if self.models is not None and body["model"] not in self.models:
+            return self.fail(request, 404, kind="model_not_found")
+        return None
+
+    def embeddings_body(self, call: Call, reply: Reply) -> dict[str, Any]:
+        out: dict[str, Any] = embeddings.openai_body(call, reply)
+        return out
 
     def error_response_raw(
         self, request: web.Request, status: int, message: str, param: str | None, code: str | None

@@ -319,6 +319,10 @@ class FakeServer:
     def response_body(self, call: Call, reply: Reply) -> dict[str, Any]:
         raise NotImplementedError
 
+    def embeddings_body(self, call: Call, reply: Reply) -> dict[str, Any]:
+        """The answer to an embeddings call (``call.kind`` other than "chat")."""
+        raise NotImplementedError
+
     def stream_frames(self, call: Call, reply: Reply) -> list[Frame]:
         raise NotImplementedError
 
@@ -488,7 +492,8 @@ class FakeServer:
         return resp
 
     async def _body(self, call: Call, reply: Reply) -> web.StreamResponse:
-        body = json.dumps(self.response_body(call, reply)).encode()
+        answer = self.response_body if call.kind == "chat" else self.embeddings_body
+        body = json.dumps(answer(call, reply)).encode()
         if reply.malformed_at is not None:
             body = body[: len(body) // 2]
         n = len(reply.text_tokens) + len(reply.reasoning_tokens)

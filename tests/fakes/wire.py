@@ -78,6 +78,7 @@ class Call:
     body: dict[str, Any]
     model: str
     stream: bool
+    kind: str = "chat"  # or the embeddings method ("embeddings", Gemini's "embedContent"...)
 
 
 def sse(data: Any, event: str | None = None, newline: str = "\n") -> bytes:

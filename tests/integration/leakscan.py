@@ -11,8 +11,8 @@ not only the whole key.
 Haystacks: the gateway's log files, the byte stream of a Redis `MONITOR` (every command any
 client sent, so every value ever written and every frame ever published, including records
 that lived only for milliseconds), a dump of every Redis key and value of every type in
-every database, `/metrics` of every process, and every HTTP response (status line, headers,
-body) the tests received.
+every database, `/metrics` of every process, every HTTP response (status line, headers,
+body) the tests received, and every trace span exported (tests.otlp.OtlpReceiver).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import socket
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -237,13 +237,15 @@ class Responses:
 
 @dataclass
 class Sources:
-    """Where to look: log files, the MONITOR stream, Redis, metrics URLs, responses."""
+    """Where to look: log files, the MONITOR stream, Redis, metrics URLs, responses, and the
+    trace spans exported (searched whole, as received: protobuf and its JSON rendering)."""
 
     logdir: Path
     monitor: RedisMonitor
     redis_port: int
     metrics_urls: list[str]
     responses: Responses
+    spans: Callable[[], bytes] | None = None  # what an OTLP receiver got (tests.otlp)
     _offsets: dict[str, int] = field(default_factory=dict)
 
     def _since(self, name: str, data: bytes, since_last: bool) -> bytes:
@@ -277,4 +279,6 @@ class Sources:
                 continue  # a process that is down has no metrics to leak
             hits += needles.search(text, f"metrics {url}")
         hits += needles.search(self.responses.data(), "HTTP responses")
+        if self.spans is not None:
+            hits += needles.search(self.spans(), "trace spans")
         return hits

@@ -2,11 +2,12 @@
 
 One gateway runs with `--log-level debug` while a Redis `MONITOR` records every command of
 the whole module. Each test drives BYOK requests through one path — stream, non-stream,
-upstream 401 and 429, fallback to another provider, client cancellation, a worker killed
-mid-job, a side-car that expired before pickup or was withdrawn, a job re-run without its
-side-car — and then searches every log line, every command Redis received, every Redis key
-and value, `/metrics` of the API and the worker, and every HTTP response for every key used
-so far (plain, URL-encoded, hex, base64; any 23+ character fragment; see leakscan.py).
+embeddings, upstream 401 and 429, fallback to another provider, client cancellation, a
+worker killed mid-job, a side-car that expired before pickup or was withdrawn, a job re-run
+without its side-car — and then searches every log line, every command Redis received,
+every Redis key and value, `/metrics` of the API and the worker, and every HTTP response for
+every key used so far (plain, URL-encoded, hex, base64; any 23+ character fragment; see
+leakscan.py).
 
 Keys have realistic shapes (OpenAI `sk-proj-…T3BlbkFJ…`, Anthropic `sk-ant-api03-…AA`,
 Google `AIza…`), so redaction by shape is exercised, and one is a shapeless 40-character
@@ -59,6 +60,7 @@ from tests.integration.leakscan import (
     Sources,
     keys_matching,
 )
+from tests.otlp import OtlpReceiver
 
 pytestmark = pytest.mark.integration
 
@@ -139,6 +141,7 @@ class Env:
     redis_port: int
     db: int
     worker_metrics: str
+    receiver: OtlpReceiver
 
     @property
     def redis(self) -> Any:  # redis.Redis (its sync types are async-or-not unions)
@@ -165,6 +168,7 @@ def fakes() -> Iterator[Fakes]:
 @pytest.fixture(scope="module")
 def env(redis_server: RedisServer, fakes: Fakes) -> Iterator[Env]:
     monitor = RedisMonitor(redis_server.port).start()  # before the gateway: sees everything
+    receiver = OtlpReceiver().start()  # tracing on: every span exported is searched too
     metrics_port = free_port()
     settings = {
         "ORBYT_GATEWAY_KEYS": GATEWAY_KEY,
@@ -181,6 +185,7 @@ def env(redis_server: RedisServer, fakes: Fakes) -> Iterator[Env]:
         "ORBYT_PROVIDERS__GOOGLE__BASE_URL": fakes.gemini.base_url,
         "ORBYT_PROVIDERS__MYVLLM__ADAPTER": "openai",
         "ORBYT_PROVIDERS__MYVLLM__BASE_URL": fakes.vllm.base_url,
+        **receiver.env(),
     }
     url = redis_server.new_db_url()
     gw = Gateway(url, settings, workers=1, log_level="debug")
@@ -197,6 +202,7 @@ def env(redis_server: RedisServer, fakes: Fakes) -> Iterator[Env]:
             redis_server.port,
             [gw.url() + "/metrics", worker_metrics],
             responses,
+            receiver.data,
         )
         yield Env(
             gw,
@@ -207,10 +213,12 @@ def env(redis_server: RedisServer, fakes: Fakes) -> Iterator[Env]:
             redis_server.port,
             int(url.rsplit("/", 1)[1]),
             worker_metrics,
+            receiver,
         )
     finally:
         gw.stop()
         monitor.stop()
+        receiver.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -275,13 +283,17 @@ def body(model: str, byok: Any = None, stream: bool = False, **extra: Any) -> di
     return out
 
 
-def post(env: Env, payload: dict[str, Any], key: str = GATEWAY_KEY, timeout: float = 20) -> Result:
+def post(
+    env: Env,
+    payload: dict[str, Any],
+    key: str = GATEWAY_KEY,
+    timeout: float = 20,
+    path: str = "/v1/chat/completions",
+) -> Result:
     headers = {"authorization": f"Bearer {key}"}
     with (
         httpx.Client(timeout=timeout) as c,
-        c.stream(
-            "POST", env.gw.url() + "/v1/chat/completions", json=payload, headers=headers
-        ) as resp,
+        c.stream("POST", env.gw.url() + path, json=payload, headers=headers) as resp,
     ):
         data = resp.read()
     env.responses.add(resp, data)
@@ -415,6 +427,51 @@ def test_google_byok_key(env: Env) -> None:
         q.headers.get("x-goog-api-key") or q.query.get("key") for q in env.fakes.gemini.requests
     ] == [BYOK_GOOGLE] * 2
     assert_clean(env, r.rid, s.rid)
+
+
+def responses_body(model: str, byok: Any, stream: bool = False, **extra: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"model": model, "input": "Say hi", "extra": {"byok": byok, **extra}}
+    if stream:
+        out["stream"] = True
+    return out
+
+
+def test_responses_api_and_its_stored_responses(env: Env) -> None:
+    """/v1/responses with BYOK keys, stream and non-stream, a fallback to another
+    provider's key, then every stored response and its input items read back."""
+    env.fakes.openai.script(Error(503))
+    done = [
+        post(env, responses_body("openai/gpt-5-mini", BYOK_OPENAI), path="/v1/responses"),
+        post(
+            env,
+            responses_body("anthropic/claude-3-haiku", BYOK_ANTHROPIC, stream=True),
+            path="/v1/responses",
+        ),
+        post(
+            env,
+            responses_body(
+                "openai/gpt-5-mini",
+                {"openai": BYOK_OPENAI, "anthropic": BYOK_ANTHROPIC},
+                retry=0,
+                fallback_models=["anthropic/claude-3-haiku"],
+            ),
+            path="/v1/responses",
+        ),
+    ]
+    assert [r.status for r in done] == [200] * 3, [r.body for r in done]
+    assert all(r.headers["x-orbyt-key-source"] == "byok" for r in done)
+    assert done[1].events()[-1]["type"] == "response.completed"
+    ids = [done[0].json["id"], done[1].events()[-1]["response"]["id"], done[2].json["id"]]
+    headers = {"authorization": f"Bearer {GATEWAY_KEY}"}
+    with httpx.Client(timeout=10) as c:
+        for rid in ids:
+            for tail in ("", "/input_items"):
+                got = c.get(f"{env.gw.url()}/v1/responses/{rid}{tail}", headers=headers)
+                assert got.status_code == 200, got.text
+                env.responses.add(got, got.content)
+    stored = keys_matching(env.redis_port, env.db, "orbyt:response:*")
+    assert {f"orbyt:response:{rid}" for rid in ids} <= set(stored)
+    assert_clean(env, *(r.rid for r in done))
 
 
 # ------------------------------------------------------------------- provider refusals
@@ -841,6 +898,7 @@ def test_the_search_finds_a_planted_key(env: Env) -> None:
         r.close()
     (env.gw.logdir / "canary.log").write_text(f"x=https://h/?key={canary}&y\n")
     env.responses.add(httpx.Response(200, headers={"x-k": canary.encode().hex().upper()}))
+    env.receiver.plant("canary.attribute", canary)
     hits += env.sources.scan(needles, since_last=False)
     found = {(h.where, h.form.partition("@")[0]) for h in hits}
     assert {
@@ -851,6 +909,7 @@ def test_the_search_finds_a_planted_key(env: Env) -> None:
         ("redis MONITOR", "plain"),  # the 35-character fragment
         ("log canary.log", "plain"),
         ("HTTP responses", "HEX"),
+        ("trace spans", "plain"),
     } <= found
     assert all(h.secret == "canary" and canary not in str(h) for h in hits)
 
@@ -902,9 +961,89 @@ def test_an_upstream_echoing_the_key_is_not_repeated(env: Env) -> None:
     own = Responses(env.responses.items[mark:])
     hits = needles.search(own.data(), "HTTP responses")
     hits += needles.search(env.sources.monitor.data(), "redis MONITOR")
+    hits += needles.search(env.receiver.data(), "trace spans")
     for path in sorted(env.gw.logdir.glob("*.log")):
         hits += needles.search(path.read_bytes(), f"log {path.name}")
     assert not hits, "echoed keys found:\n" + "\n".join(map(str, hits))
+
+
+# ---------------------------------------------------------------------------- embeddings
+def embed(model: str, byok: Any = None, **extra: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"model": model, "input": ["Say hi", "again"], "dimensions": 768}
+    if byok is not None:
+        extra["byok"] = byok
+    if extra:
+        out["extra"] = extra
+    return out
+
+
+def post_embeddings(env: Env, payload: dict[str, Any]) -> Result:
+    return post(env, payload, path="/v1/embeddings")
+
+
+def test_embeddings_byok_keys(env: Env) -> None:
+    sdk = openai.OpenAI(base_url=env.gw.base_url, api_key=GATEWAY_KEY, max_retries=0, timeout=20)
+    raw = sdk.embeddings.with_raw_response.create(
+        model="openai/text-embedding-3-small",
+        input="Say hi",
+        extra_body={"extra": {"byok": BYOK_OPENAI}},
+    )
+    env.responses.add(raw.http_response)
+    assert raw.headers["x-orbyt-key-source"] == "byok" and raw.parse().data
+    g = post_embeddings(env, embed("google/gemini-embedding-001", BYOK_GOOGLE))
+    v = post_embeddings(
+        env, {"model": "myvllm/e5", "input": "x", "extra": {"byok": BYOK_SHAPELESS}}
+    )
+    assert g.status == v.status == 200, g.body
+    assert env.fakes.openai.last.headers["authorization"] == f"Bearer {BYOK_OPENAI}"
+    assert env.fakes.gemini.last.headers["x-goog-api-key"] == BYOK_GOOGLE
+    assert env.fakes.vllm.last.headers["authorization"] == f"Bearer {BYOK_SHAPELESS}"
+    assert all("extra" not in q.json for q in env.fakes.openai.requests)
+    assert_clean(env, raw.headers["x-request-id"], g.rid, v.rid)
+
+
+def test_embeddings_byok_401_and_fallback(env: Env) -> None:
+    r = post_embeddings(env, embed("openai/text-embedding-3-large", BAD_OPENAI, retry=2))
+    assert r.status == 401 and error_of(r)["code"] == "invalid_api_key"
+    assert "refused the API key given in extra" in error_of(r)["message"]
+    env.fakes.openai.script(Error(503))
+    f = post_embeddings(
+        env,
+        embed(
+            "openai/text-embedding-3-large",
+            {"openai": BYOK_OPENAI, "google": BYOK_GOOGLE},
+            fallback_models=["google/gemini-embedding-001"],
+            retry=0,
+        ),
+    )
+    assert f.status == 200 and f.headers["x-orbyt-provider"] == "google", f.body
+    assert pool_state(env) == []
+    assert_clean(env, r.rid, f.rid)
+
+
+def test_embeddings_key_pasted_into_another_field_is_not_echoed(env: Env) -> None:
+    needles = Needles()
+    needles.add("pasted", ECHO_SHAPELESS)
+    mark = len(env.responses.items)
+    cases = [
+        {"model": "openai/text-embedding-3-small", "input": "a", ECHO_SHAPELESS: 1},
+        {"model": f"{ECHO_SHAPELESS}/e", "input": "a"},
+        {"model": "openai/text-embedding-3-small", "input": "a", "user": 1, "x": ECHO_SHAPELESS},
+    ]
+    assert [post_embeddings(env, c).status for c in cases] == [400] * len(cases)
+    hits = needles.search(Responses(env.responses.items[mark:]).data(), "HTTP responses")
+    assert not hits, "pasted keys echoed:\n" + "\n".join(map(str, hits))
+
+
+def test_spans_of_every_process_were_searched(env: Env) -> None:
+    """Tracing is on in this module: the API's and the worker's spans reached the receiver
+    (so the searches above covered them)."""
+    assert post(env, body("openai/gpt-5-mini", BYOK_OPENAI)).status == 200
+    spans = env.receiver.wait_for(
+        lambda spans: {"orbyt-api", "orbyt-worker"} <= {s.service for s in spans}
+    )
+    assert any(s.attributes.get("orbyt.key_source") == "byok" for s in spans)
+    assert_clean(env)
 
 
 def test_zz_the_whole_module_left_no_key_anywhere(env: Env) -> None:

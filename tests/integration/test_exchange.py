@@ -223,7 +223,7 @@ async def test_any_header_renders_in_a_stream_and_in_an_error(env: Env) -> None:
 
 
 @pytest.mark.parametrize("key", [None, "metrics-secret-1"])
-async def test_metrics_and_openapi_behind_the_metrics_key_when_set(
+async def test_metrics_openapi_and_docs_behind_the_metrics_key_when_set(
     redis_server: RedisServer, key: str | None
 ) -> None:
     extra = {"metrics_key": SecretStr(key)} if key else {}
@@ -233,7 +233,7 @@ async def test_metrics_and_openapi_behind_the_metrics_key_when_set(
         asgi.app.router.lifespan_context(asgi.app),
         httpx.AsyncClient(transport=transport, base_url="http://t") as client,
     ):
-        for path in ("/metrics", "/openapi.json"):
+        for path in ("/metrics", "/openapi.json", "/docs", "/redoc"):
             bare = await client.get(path)
             keyed = await client.get(path, headers={"authorization": f"Bearer {key}"})
             if key is None:

@@ -39,6 +39,7 @@ ADMIN_KEY = "orbyt-fuzz-admin-" + "Xk2Lm9Qp4Rt7Vw1Z" * 2
 MAX_EXAMPLES = int(os.environ.get("ORBYT_FUZZ_EXAMPLES", "30"))
 DERANDOMIZE = os.environ.get("ORBYT_FUZZ_SEEDED", "1") == "1"
 CHAT = "/v1/chat/completions"
+EMBEDDINGS = "/v1/embeddings"
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +100,18 @@ ROUTED_MODELS = [
     "deepseek/deepseek-v4-flash",
 ]
 
+# The same for /v1/embeddings: embedding models of every provider that has them, a model
+# not in the catalog, and models that must be refused (chat, a provider without embeddings).
+ROUTED_EMBEDDING_MODELS = [
+    "openai/text-embedding-3-small",
+    "openai/text-embedding-3-large",
+    "openai/any-model",
+    "google/gemini-embedding-001",
+    "mistral/mistral-embed",
+    "openai/gpt-5-mini",
+    "anthropic/claude-3-haiku",
+]
+
 
 # Model ids that once made a 500 or a dropped connection (issue 10): each must be a 400.
 HOSTILE_MODELS = [
@@ -124,11 +137,11 @@ def nested(levels: int) -> Any:
 DEEP = [nested(n) for n in (2, MAX_JSON_DEPTH - 4, MAX_JSON_DEPTH + 1, 200)]
 
 
-def steer(chat: dict[str, Any], hostile: bool) -> dict[str, Any]:
-    """The chat request schema with `model` and `extra.fallback_models` drawn from
-    ROUTED_MODELS (and HOSTILE_MODELS, with deep pass-through fields, if `hostile`)."""
+def steer(chat: dict[str, Any], hostile: bool, routed: list[str] = ROUTED_MODELS) -> dict[str, Any]:
+    """The request schema with `model` and `extra.fallback_models` drawn from `routed`
+    (and HOSTILE_MODELS, with deep pass-through fields, if `hostile`)."""
     chat = copy.deepcopy(chat)
-    models = ROUTED_MODELS + (HOSTILE_MODELS if hostile else [])
+    models = routed + (HOSTILE_MODELS if hostile else [])
     chat["properties"]["model"] = {"type": "string", "enum": models}
     for option in chat["properties"].get("extra", {}).get("anyOf", []):
         if "fallback_models" in option.get("properties", {}):
@@ -145,15 +158,16 @@ def steer(chat: dict[str, Any], hostile: bool) -> dict[str, Any]:
     return chat
 
 
-def load_schema(gw: Gateway, steered: str | None) -> BaseSchema:
+def load_schema(gw: Gateway, steered: str | None, path: str = CHAT) -> BaseSchema:
     raw = httpx.get(gw.url() + "/openapi.json", timeout=10).json()
-    chat = raw["paths"][CHAT]["post"]
-    assert "requestBody" in chat, "the chat route no longer declares its request body"
+    chat = raw["paths"][path]["post"] if steered else raw["paths"][CHAT]["post"]
+    assert "requestBody" in chat, f"the {path} route no longer declares its request body"
     if steered:
         media = chat["requestBody"]["content"]["application/json"]
         media["schema"] = steer(
             _inline(media["schema"], raw.get("components", {}).get("schemas", {})),
             hostile=steered == "hostile",
+            routed=ROUTED_EMBEDDING_MODELS if path == EMBEDDINGS else ROUTED_MODELS,
         )
     return schemathesis.openapi.from_dict(raw)
 
@@ -161,7 +175,7 @@ def load_schema(gw: Gateway, steered: str | None) -> BaseSchema:
 def _cases() -> list[Any]:
     """(generation mode, steered, operation), from the app's routes (no running API needed):
     valid inputs for every operation; invalid ones for operations that take any input; for
-    chat, also valid requests whose models route to the fakes."""
+    chat and embeddings, also valid requests whose models route to the fakes."""
     from orbyt.api.main import create_app
 
     out = []
@@ -174,8 +188,8 @@ def _cases() -> list[Any]:
                 out.append(
                     pytest.param(GenerationMode.NEGATIVE, None, label, id=f"invalid {label}")
                 )
-            if path == CHAT:
-                for steered in ("routed", "hostile"):
+            if path in (CHAT, EMBEDDINGS):
+                for steered in ("routed", "hostile") if path == CHAT else ("routed",):
                     out.append(
                         pytest.param(
                             GenerationMode.POSITIVE, steered, label, id=f"valid {steered} {label}"
@@ -217,7 +231,7 @@ def no_server_error(ctx: CheckContext, response: Any, case: Any) -> bool | None:
 @pytest.mark.parametrize(("mode", "steered", "label"), _cases())
 def test_api(mode: GenerationMode, steered: str | None, label: str, fuzz_gateway: Gateway) -> None:
     method, path = label.split(" ", 1)
-    operation = load_schema(fuzz_gateway, steered)[path][method]
+    operation = load_schema(fuzz_gateway, steered, path)[path][method]
     params: set[str] = set()  # the `param` of every 400, to see which paths were reached
 
     @given(case=operation.as_strategy(generation_mode=mode))

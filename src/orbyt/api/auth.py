@@ -21,14 +21,15 @@ from orbyt.shared.settings import Settings
 
 # KEYS: none (names are derived from the key hash; standalone Redis / Sentinel).
 # ARGV: key hash, now_ms, request id, hold_until_ms, apply limits (1/0).
-# Returns {code, id, pool, retry_ms, slot}: code 0 ok, 1 unknown, 2 revoked, 3 rpm,
+# Returns {code, id, pool, retry_ms, slot, name}: code 0 ok, 1 unknown, 2 revoked, 3 rpm,
 # 4 concurrency; slot = 1 when a concurrency slot was taken (release it at the end).
 _AUTH = """
-local h = redis.call('HMGET', 'orbyt:gk:' .. ARGV[1], 'id', 'rpm', 'concurrency', 'pool', 'revoked')
+local h = redis.call('HMGET', 'orbyt:gk:' .. ARGV[1], 'id', 'rpm', 'concurrency', 'pool', 'revoked',
+  'name')
 if not h[1] then return {1, '', 0, 0, 0} end
 if h[5] == '1' then return {2, h[1], 0, 0, 0} end
 local now = tonumber(ARGV[2])
-if ARGV[5] ~= '1' then return {0, h[1], h[4] == '1' and 1 or 0, 0, 0} end
+if ARGV[5] ~= '1' then return {0, h[1], h[4] == '1' and 1 or 0, 0, 0, h[6] or ''} end
 local rpm = tonumber(h[2] or '0')
 if rpm > 0 then
   local window = math.floor(now / 60000)
@@ -47,7 +48,7 @@ if conc > 0 then
   redis.call('PEXPIRE', ck, 3600000)
   slot = 1
 end
-return {0, h[1], h[4] == '1' and 1 or 0, 0, slot}
+return {0, h[1], h[4] == '1' and 1 or 0, 0, slot, h[6] or ''}
 """
 
 
@@ -56,6 +57,7 @@ class Principal:
     key_id: str
     pool_allowed: bool
     holds_slot: bool  # a concurrency slot to release when the request ends
+    name: str = ""  # the key's name (`orbyt keys create NAME`), for the access log
 
 
 def bearer(authorization: str | None) -> str:
@@ -86,13 +88,15 @@ class Authenticator:
         token = bearer(authorization)
         digest = hash_key(token)
         if self._static_match(digest):
-            return Principal("env_" + hashlib.sha256(digest.encode()).hexdigest()[:12], True, False)
+            key_id = "env_" + hashlib.sha256(digest.encode()).hexdigest()[:12]
+            return Principal(key_id, True, False, "env")
         if not token.startswith(PREFIX):
             raise AuthenticationFailed("Incorrect API key provided.")
         now = int(time.time() * 1000)
-        code, key_id, pool, retry_ms, slot = await self._script(
+        found = await self._script(
             args=[digest, now, rid or "-", now + int(hold_for * 1000), 1 if limits else 0]
         )
+        code, key_id, pool, retry_ms, slot = found[:5]
         key_id = key_id.decode() if isinstance(key_id, bytes) else str(key_id)
         if code in (1, 2):
             raise AuthenticationFailed(
@@ -104,7 +108,9 @@ class Authenticator:
             raise RateLimited(
                 f"Rate limit reached for this key ({what}).", headers={"retry-after": str(seconds)}
             )
-        return Principal(key_id, bool(pool), bool(slot))
+        name = found[5] if len(found) > 5 else b""
+        name = name.decode(errors="replace") if isinstance(name, bytes) else str(name)
+        return Principal(key_id, bool(pool), bool(slot), name[:64])
 
     async def release(self, principal: Principal, rid: str) -> None:
         if principal.holds_slot:

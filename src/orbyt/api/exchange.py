@@ -116,6 +116,8 @@ class Exchange:
             self._check_client()
             self._queued = True
             settings = self._st.settings
+            if (parent := self._ledger.traceparent) is not None:  # tracing on
+                self.job["traceparent"] = parent
             await queue.enqueue(
                 self._st.fast, settings.chat_queue, self.job, settings.pickup_timeout, self._sidecar
             )
@@ -125,6 +127,8 @@ class Exchange:
         await self._pickup()
         started = time.monotonic()
         frame = await self.next()
+        if frame.kind == DELTA:
+            self._ledger.first_content()
         if self.job["stream"] and frame.kind != ERROR:
             provider = str((frame.meta or {}).get("provider", "other"))
             metrics.TTFT_SECONDS.labels(provider).observe(time.monotonic() - started)

@@ -1,8 +1,15 @@
 """How one API request ended, written down exactly once: metrics, the access-log line, the
-usage record, and the release of the caller's concurrency slot."""
+usage record, the request's trace span, and the release of the caller's concurrency slot.
+
+The access line (logger `orbyt.access`, INFO, shown at the default log level, see
+`shared.logs.configure`) carries the request id, the gateway key's id and name (never the
+key), the answering model and provider, status, attempts, time to first token, duration
+and tokens.
+"""
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
 from typing import Any
@@ -10,23 +17,64 @@ from typing import Any
 from orbyt.api.auth import Principal
 from orbyt.api.metrics import observe_request
 from orbyt.api.state import AppState
+from orbyt.shared import tracing
 from orbyt.shared.contract import Candidate
-from orbyt.shared.logs import safe_name
+from orbyt.shared.logs import ACCESS_LOGGER, request_id_var, safe_name
 from orbyt.shared.usage import UsageEvent
 
 log = logging.getLogger("orbyt.api")
+access = logging.getLogger(ACCESS_LOGGER)
+_logged: contextvars.ContextVar[str | None] = contextvars.ContextVar("orbyt_logged", default=None)
+
+
+def log_rejected(rid: str, status: int, started: float) -> None:
+    """The access line of a request refused before it had a ledger (authentication, rate
+    limit, validation): once, unless a ledger already wrote this request's line."""
+    if _logged.get() == rid or not access.isEnabledFor(logging.INFO):
+        return
+    request_id_var.set(rid)
+    duration = round((time.monotonic() - started) * 1000, 1)
+    access.info(
+        "%s rejected duration_ms=%s",
+        status,
+        duration,
+        extra={"event": "access", "status": status, "duration_ms": duration},
+    )
 
 
 class Ledger:
     def __init__(
-        self, st: AppState, principal: Principal, rid: str, primary: Candidate, started: float
+        self,
+        st: AppState,
+        principal: Principal,
+        rid: str,
+        primary: Candidate,
+        started: float,
+        traceparent: str | None = None,
     ) -> None:
+        """`traceparent`: the caller's header, the parent of this request's span."""
         self._st = st
         self._principal = principal
         self._rid = rid
         self._primary = primary  # named in the record until a worker says who answered
         self._started = started  # time.monotonic() when the request was accepted
+        self._ttft_ms: float | None = None
         self.closed = False
+        self._span = (
+            tracing.start_request(safe_name(primary["model"]), rid, traceparent, started)
+            if tracing.TRACER is not None
+            else None
+        )
+
+    @property
+    def traceparent(self) -> str | None:
+        """What the job carries so the worker's span joins this request's trace."""
+        return tracing.traceparent(self._span) if self._span is not None else None
+
+    def first_content(self) -> None:
+        """The first content frame reached the API (time to first token)."""
+        if self._ttft_ms is None:
+            self._ttft_ms = (time.monotonic() - self._started) * 1000
 
     async def close(self, status: int, meta: dict[str, Any] | None) -> None:
         """Record the outcome (only the first call counts); never raises."""
@@ -35,24 +83,51 @@ class Ledger:
         self.closed = True
         event = self._event(status, meta or {})
         observe_request(self._st.catalog, event)
-        log.info(
-            "request finished",
-            extra={
-                "event": "request",
-                "model": event.model,
-                "provider": event.provider,
-                "status": status,
-                "attempts": event.attempts,
-                "key_source": event.key_source,
-                "key_id": event.key_id,
-                "latency_ms": round(event.latency_ms, 1),
-            },
-        )
+        self._log(event)
+        if self._span is not None:
+            tracing.end_request(self._span, event)
         self._st.usage.add(event)
         try:
             await self._st.auth.release(self._principal, self._rid)
         except Exception as exc:  # accounting must never fail a request
             log.warning("concurrency release failed: %s", type(exc).__name__)
+
+    def _log(self, event: UsageEvent) -> None:
+        if not access.isEnabledFor(logging.INFO):
+            return
+        usage = event.usage if isinstance(event.usage, dict) else {}
+        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        ttft = round(self._ttft_ms, 1) if self._ttft_ms is not None else None
+        duration = round(event.latency_ms, 1)
+        name = self._principal.name
+        request_id_var.set(self._rid)
+        _logged.set(self._rid)
+        access.info(
+            "%s %s via %s attempts=%d ttft_ms=%s duration_ms=%s tokens=%s+%s key=%s",
+            event.status,
+            event.model,
+            event.provider,
+            event.attempts,
+            ttft,
+            duration,
+            prompt if prompt is not None else "-",
+            completion if completion is not None else "-",
+            f"{event.key_id}({name})" if name else event.key_id,
+            extra={
+                "event": "access",
+                "model": event.model,
+                "provider": event.provider,
+                "status": event.status,
+                "attempts": event.attempts,
+                "key_source": event.key_source,
+                "key_id": event.key_id,
+                "key_name": name or None,
+                "ttft_ms": ttft,
+                "duration_ms": duration,
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+            },
+        )
 
     def _event(self, status: int, meta: dict[str, Any]) -> UsageEvent:
         primary = self._primary

@@ -17,9 +17,18 @@ from orbyt.api import metrics as metrics_route
 from orbyt.api.auth import Authenticator
 from orbyt.api.fastpath import ChatFastPath
 from orbyt.api.middleware import EDGE, RequireKey
-from orbyt.api.routes import admin, batches, chat, files, health, models
+from orbyt.api.routes import (
+    admin,
+    batches,
+    chat,
+    embeddings,
+    files,
+    health,
+    models,
+    responses,
+)
 from orbyt.api.state import AppState
-from orbyt.shared import metrics
+from orbyt.shared import metrics, tracing
 from orbyt.shared.catalog import catalog_for
 from orbyt.shared.redis import roles
 from orbyt.shared.redis.fast import PipelinedConnection
@@ -28,7 +37,39 @@ from orbyt.shared.settings import Settings, get_settings
 from orbyt.shared.usage import UsageBuffer
 
 log = logging.getLogger("orbyt.api")
-PROTECTED_PATHS = frozenset({"/metrics", "/openapi.json"})  # with ORBYT_METRICS_KEY set
+# With ORBYT_METRICS_KEY set. /docs and /redoc are FastAPI's pages: they load Swagger UI /
+# ReDoc from a CDN (no maintained package ships those assets), and read /openapi.json.
+PROTECTED_PATHS = frozenset(
+    {"/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+)
+ERROR_STATUSES = {
+    "400": "Invalid request (OpenAI error JSON)",
+    "401": "Missing, malformed or unknown gateway key",
+    "403": "The key may not do this (e.g. pool providers without permission)",
+    "404": "Unknown model or object",
+    "413": "Request body too large",
+    "429": "Rate limited (the key's limits or every upstream's); see Retry-After",
+    "500": "Gateway error",
+    "502": "Upstream error",
+    "503": "No worker, no route or Redis unavailable; see x-should-retry",
+    "504": "Deadline or upstream timeout",
+}
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["message", "type", "param", "code"],
+            "properties": {
+                "message": {"type": "string"},
+                "type": {"type": "string"},
+                "param": {"type": ["string", "null"]},
+                "code": {"type": ["string", "null"]},
+            },
+        }
+    },
+}
 
 
 async def _flush_usage(usage: UsageBuffer, interval: float = 1.0) -> None:
@@ -64,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             usage=usage,
             fast=fast,
         )
+        traced = tracing.setup("orbyt-api")
         flusher = asyncio.create_task(_flush_usage(usage, settings.usage_flush_interval))
         lag = asyncio.create_task(metrics.watch_loop_lag())
         try:
@@ -78,8 +120,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await redis.aclose()
             if queue_redis is not redis:
                 await queue_redis.aclose()
+            if traced:
+                tracing.shutdown()
 
-    app = FastAPI(title="Orbyt", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(title="Orbyt", version="0.1.0", lifespan=lifespan)
     errors.install(app)
     if settings.metrics_key is not None:
         key = settings.metrics_key.get_secret_value()
@@ -87,6 +131,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for middleware in reversed(EDGE):
         app.add_middleware(middleware)
     app.include_router(chat.router)
+    app.include_router(embeddings.router)
+    app.include_router(responses.router)
     app.include_router(models.router)
     app.include_router(files.router)
     app.include_router(batches.router)
@@ -98,12 +144,38 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document plus the chat route, which is a plain ASGI endpoint."""
+    """FastAPI's document plus the chat and embeddings routes (plain ASGI endpoints), a
+    bearer security scheme and OpenAI's error responses on the /v1 routes."""
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
-        schema["paths"] = {chat.PATH: {"post": chat.openapi_operation()}, **schema["paths"]}
+        schema["paths"] = {
+            chat.PATH: {"post": chat.openapi_operation()},
+            embeddings.PATH: {"post": embeddings.openapi_operation()},
+            **schema["paths"],
+        }
+        components = schema.setdefault("components", {})
+        components.setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+        components["securitySchemes"] = {
+            "bearerAuth": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "A gateway key (`orbyt keys create`, ORBYT_GATEWAY_KEYS).",
+            }
+        }
+        for path, operations in schema["paths"].items():
+            if path.startswith("/v1/"):
+                for operation in operations.values():
+                    _document_errors(operation)
         app.openapi_schema = schema
     return app.openapi_schema
+
+
+def _document_errors(operation: dict[str, Any]) -> None:
+    operation["security"] = [{"bearerAuth": []}]
+    responses = operation.setdefault("responses", {})
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    for status, description in ERROR_STATUSES.items():
+        responses.setdefault(status, {"description": description, "content": error})
 
 
 def create_asgi(settings: Settings | None = None) -> ChatFastPath:

@@ -2,7 +2,8 @@
 
 It holds the embedded Redis URL, the base URL and the runner's pid — never a key. The
 admin commands (`orbyt keys`, `orbyt usage`) use it when no Redis URL is configured
-(`ORBYT_REDIS_URL`, `REDIS_URL` or `redis_url` in the config file) and the runner is alive.
+(`ORBYT_REDIS_URL`, `REDIS_URL` or `redis_url` in the config file) and the runner is alive;
+`orbyt batch` takes its base URL from it when `--base-url` / `ORBYT_BASE_URL` is not set.
 """
 
 from __future__ import annotations
@@ -34,9 +35,18 @@ def remove() -> None:
 
 def running_redis_url() -> str | None:
     """The Redis URL of a live `orbyt dev` started in this directory, else None."""
+    return _running("redis_url")
+
+
+def running_base_url() -> str | None:
+    """The API base URL (…/v1) of a live `orbyt dev` started in this directory, else None."""
+    return _running("base_url")
+
+
+def _running(field: str) -> str | None:
     try:
         state = json.loads(STATE_FILE.read_text())
-        pid, url = int(state["pid"]), str(state["redis_url"])
+        pid, value = int(state["pid"]), str(state[field])
     except (OSError, ValueError, KeyError, TypeError):
         return None
     try:
@@ -45,4 +55,4 @@ def running_redis_url() -> str | None:
         return None
     except PermissionError:
         pass  # alive, another user's
-    return url
+    return value

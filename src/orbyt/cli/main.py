@@ -1,5 +1,6 @@
 """The `orbyt` command line (click): `dev` (everything, offline, one command), `api`,
-`worker`, and the admin commands `keys` and `usage` (in `cli/admin.py`).
+`worker`, the admin commands `keys` and `usage` (in `cli/admin.py`), and `batch` (a
+running gateway's Batch API over HTTP, in `cli/batch.py`).
 
 `main(argv) -> exit code` is the one entry point (console script, `python -m orbyt`,
 bench/ablate.py). Every expected failure is one line on stderr: a usage error exits 2, a
@@ -17,6 +18,7 @@ import sys
 import click
 
 from orbyt.cli import admin as admin_cli
+from orbyt.cli import batch as batch_cli
 from orbyt.cli.errors import CliError
 from orbyt.cli.startup import check_server_settings, load_settings
 from orbyt.shared.logs import configure
@@ -186,6 +188,7 @@ def worker(log_level: str, burst: bool, no_env_check: bool, check: bool) -> int:
 
 
 admin_cli.register(cli)
+batch_cli.register(cli)
 
 
 def _usage_error(exc: click.UsageError) -> int:

@@ -6,7 +6,9 @@ What a model's entry turns on: `context_window` (context-length failover picks a
 one), `max_output_tokens` (the default for providers that require one), prices (cost in
 usage records, the `cheap` strategy) and capabilities: `prefill` (a stream cut after
 content continues on this model), `tools`, `vision`, `json`, `reasoning` (informational,
-listed by `GET /v1/models`). A model missing from the catalog still routes, but with none
+listed by `GET /v1/models`), `embeddings` (an embedding model: served on `/v1/embeddings`
+only, with `dimensions` its native vector size) and `dimensions` (an embedding model that
+takes the request's `dimensions`). A model missing from the catalog still routes, but with none
 of these.
 """
 
@@ -23,7 +25,9 @@ if TYPE_CHECKING:
     from orbyt.shared.settings import ProviderConfig, Settings
 
 DEFAULT_PATH = Path(__file__).with_name("catalog.json")
-CAPABILITIES = frozenset({"tools", "vision", "json", "prefill", "reasoning"})
+CAPABILITIES = frozenset(
+    {"tools", "vision", "json", "prefill", "reasoning", "embeddings", "dimensions"}
+)
 
 
 class ModelFields(BaseModel):
@@ -35,6 +39,7 @@ class ModelFields(BaseModel):
     context_window: int | None = Field(None, gt=0)
     max_output_tokens: int | None = Field(None, gt=0)
     capabilities: frozenset[str] = Field(default_factory=frozenset)
+    dimensions: int | None = Field(None, gt=0)  # embedding models: native vector size
 
     @model_validator(mode="after")
     def _known_capabilities(self) -> ModelFields:

@@ -32,6 +32,7 @@ NESTED = "__"
 OUTSIDE_SETTINGS = frozenset(
     {
         "ORBYT_CONFIG",
+        "ORBYT_BASE_URL",  # `orbyt batch`: the gateway to talk to
         "ORBYT_HOST",
         "ORBYT_PORT",
         "ORBYT_LOG_FORMAT",

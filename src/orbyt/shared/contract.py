@@ -2,7 +2,11 @@
 
 Job (arq function `chat`, JSON-serialised, nothing secret in it):
     {"rid", "channel", "body", "plan": [Candidate...], "strategy", "key_id", "deadline",
-     "byok", "retry", "stream", "include_usage"}
+     "byok", "retry", "stream", "include_usage", "kind"?, "responses"?,
+     "traceparent"? (when tracing is on)}
+`kind` names the endpoint the job serves (`JOB_KINDS`); a job without it is a chat job.
+For "responses", `body` is the chat translation of a /v1/responses request and
+`responses` the Response's own fields.
 
 Reply frames on `orbyt:reply:{rid}` (pub/sub). Wire form, cheap to parse on the API side:
     <kind byte><seq decimal>|<meta JSON or empty>\\n<payload bytes>
@@ -25,6 +29,8 @@ from typing import Any, NotRequired, TypedDict
 
 import orjson
 
+from orbyt.shared.responses.output import ResponsesView
+
 START = b"S"
 DELTA = b"D"
 HEARTBEAT = b"H"
@@ -32,6 +38,10 @@ DONE = b"F"
 ERROR = b"E"
 
 JOB_FUNCTION = "chat"
+CHAT = "chat"  # POST /v1/chat/completions
+EMBEDDINGS = "embeddings"  # POST /v1/embeddings: non-stream, one F frame with the list body
+RESPONSES = "responses"  # POST /v1/responses: Responses events / a Response object
+JOB_KINDS = (CHAT, EMBEDDINGS, RESPONSES)
 ARQ_JOB_PREFIX = "arq:job:"
 
 
@@ -73,6 +83,13 @@ class ChatJob(TypedDict):
     retry: int
     stream: bool
     include_usage: bool
+    kind: NotRequired[str]  # one of JOB_KINDS; absent: CHAT
+    traceparent: NotRequired[str]  # W3C trace context of the API's span (tracing on)
+    responses: NotRequired[ResponsesView]  # kind RESPONSES: what the Response repeats
+
+
+def job_kind(job: ChatJob) -> str:
+    return job.get("kind", CHAT)
 
 
 class StartMeta(TypedDict):

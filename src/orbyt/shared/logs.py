@@ -16,6 +16,8 @@ from typing import Any
 
 import orjson
 
+ACCESS_LOGGER = "orbyt.access"  # one line per finished request (api.ledger)
+
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "orbyt_request_id", default=None
 )
@@ -40,7 +42,15 @@ _PATTERNS = [
 ]
 
 
+# Any of the patterns, case-insensitively (a superset): one search clears most texts.
+_SUSPECT = re.compile(
+    "|".join(f"(?:{p.pattern.removeprefix('(?i)')})" for p, _ in _PATTERNS), re.IGNORECASE
+)
+
+
 def redact(text: str) -> str:
+    if _SUSPECT.search(text) is None:
+        return text
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text
@@ -75,6 +85,23 @@ def _redacting_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
     return record
 
 
+_FIELDS = (
+    "event",
+    "model",
+    "provider",
+    "status",
+    "attempts",
+    "latency_ms",
+    "key_source",
+    "key_id",
+    "key_name",
+    "ttft_ms",
+    "duration_ms",
+    "prompt_tokens",
+    "completion_tokens",
+)
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
@@ -86,16 +113,7 @@ class JsonFormatter(logging.Formatter):
         rid = getattr(record, "request_id", None)
         if rid:
             out["request_id"] = rid
-        for field in (
-            "event",
-            "model",
-            "provider",
-            "status",
-            "attempts",
-            "latency_ms",
-            "key_source",
-            "key_id",
-        ):
+        for field in _FIELDS:
             value = getattr(record, field, None)
             if value is not None:  # `extra` fields bypass the record factory: redact here
                 out[field] = redact(value) if isinstance(value, str) else value
@@ -110,7 +128,9 @@ def install_redaction() -> None:
 
 
 def configure(level: str = "warning", json: bool = True) -> None:
-    """Root handler on stderr; uvicorn's loggers propagate to it."""
+    """Root handler on stderr; uvicorn's loggers propagate to it. The access log
+    (`ACCESS_LOGGER`, INFO) is shown at `warning` and below, so by default; `error` or
+    `critical` silence it too."""
     install_redaction()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
@@ -121,6 +141,8 @@ def configure(level: str = "warning", json: bool = True) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    access = logging.getLogger(ACCESS_LOGGER)
+    access.setLevel(min(logging.INFO, root.level) if root.level <= logging.WARNING else root.level)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "arq"):
         logger = logging.getLogger(name)
         logger.handlers[:] = []

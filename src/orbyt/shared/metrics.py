@@ -36,6 +36,18 @@ QUEUE_DEPTH = Gauge("orbyt_queue_depth", "Jobs waiting in the chat queue")
 ATTEMPTS = Counter(
     "orbyt_request_attempts_total", "Provider attempts of finished requests", ["provider"]
 )
+TOKENS = Counter(
+    "orbyt_tokens_total",
+    "Tokens billed, each attempt's on its own model (type: prompt, completion, cached, "
+    "reasoning; cached and reasoning are included in prompt and completion)",
+    ["model", "provider", "key_source", "type"],
+)
+COST = Counter(
+    "orbyt_cost_usd_total",
+    "Cost at catalog prices, each attempt's on its own model (key_source byok: what the "
+    "caller's own provider account pays)",
+    ["model", "provider", "key_source"],
+)
 
 # worker
 WORKER_ATTEMPTS = Counter(
@@ -57,6 +69,34 @@ UPSTREAM_TTFT = Histogram(
     ["provider"],
     buckets=LATENCY_BUCKETS,
 )
+
+# worker: batch lines (DESIGN §7)
+BATCH_LINES = Counter(
+    "orbyt_batch_lines_total",
+    "Batch lines answered, counted once when the outcome is recorded (done | failed)",
+    ["model", "provider", "outcome"],
+)
+BATCH_LINES_IN_FLIGHT = Gauge("orbyt_batch_lines_in_flight", "Batch lines running in this worker")
+BATCHES = Gauge(
+    "orbyt_batches",
+    "Batches with lines left to hand out (queued) or output files due (finalizing), "
+    "as last sampled by this worker",
+    ["state"],
+)
+BATCHES_FINISHED = Counter(
+    "orbyt_batches_finished_total",
+    "Batches this worker finalized, by final status (completed | cancelled | expired)",
+    ["status"],
+)
+
+
+def observe_batch_line(catalog: Catalog, model: str, provider: str, ok: bool) -> None:
+    """A line's recorded outcome. `provider` (the route that answered) is trusted only for
+    an answered line; a failed line's is the catalog model's own prefix."""
+    label = model_label(catalog, model)
+    if not ok:
+        provider = label.partition("/")[0]
+    BATCH_LINES.labels(label, provider, "done" if ok else "failed").inc()
 
 
 LOOP_LAG = Histogram(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from typing import NoReturn
 
 
 class Secret:
@@ -42,8 +42,3 @@ class Secret:
 
     def __json__(self) -> NoReturn:  # pragma: no cover - marker for custom encoders
         raise TypeError("Secret values cannot be serialised")
-
-
-def reject_secret(obj: Any) -> NoReturn:
-    """`default=` hook for orjson/json: secrets (and anything unknown) are not serialisable."""
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")

@@ -103,6 +103,7 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     old_secret_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     byok_ttl: float = 30.0
+    responses_ttl: float = Field(7 * 24 * 3600.0, gt=0)  # stored /v1/responses, seconds
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     catalog_path: Path | None = None
     mock: MockConfig = Field(default_factory=MockConfig)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterator, Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Valida
 from orbyt.shared.errors import InvalidRequest
 from orbyt.shared.settings import Settings
 
+ModelT = TypeVar("ModelT", bound=BaseModel)
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 
 # Containers nested in one request body, the body itself counting as 1. The queued job
@@ -299,18 +300,24 @@ def _invalid(err: Any) -> InvalidRequest:
     )
 
 
-def parse_chat_request(raw: bytes, max_messages: int) -> tuple[dict[str, Any], ChatRequest]:
-    """Validate a request body; returns (the caller's JSON without nulls, the typed view).
-
-    Raises InvalidRequest with `param` naming the offending field. Messages never echo
-    input values (a key pasted in the wrong field must not come back in an error)."""
+def parse_body(raw: bytes, model: type[ModelT]) -> tuple[dict[str, Any], ModelT]:
+    """Validate a request body against `model`; returns (the caller's JSON without nulls,
+    the typed view). Raises InvalidRequest with `param` naming the offending field; the
+    message never echoes input values (a key pasted in the wrong field must not come back
+    in an error)."""
     body = {k: v for k, v in _loads(raw).items() if v is not None}
     if raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH:  # else it cannot nest too deep
         check_depth(body)
     try:
-        request = ChatRequest.model_validate(body)
+        request = model.model_validate(body)
     except ValidationError as exc:
         raise _invalid(exc.errors(include_input=False, include_url=False)[0]) from None
+    return body, request
+
+
+def parse_chat_request(raw: bytes, max_messages: int) -> tuple[dict[str, Any], ChatRequest]:
+    """Validate a chat request body (`parse_body`), and its number of messages."""
+    body, request = parse_body(raw, ChatRequest)
     if len(request.messages) > max_messages:
         raise InvalidRequest(f"Too many messages (at most {max_messages}).", param="messages")
     return body, request
@@ -336,14 +343,17 @@ def _hint(name: str, allowed: frozenset[str]) -> str:
     return f" Did you mean `{close[0]}`?" if close else ""
 
 
-def check_fields(body: Mapping[str, Any], model: str, settings: Settings) -> None:
-    """Refuse a top-level field that neither OpenAI's API nor the primary provider knows,
-    as OpenAI does ("Unrecognized request argument supplied"), with a hint for near-misses
-    of `extra`. An unknown field is never forwarded upstream nor written into the job."""
+def check_fields(
+    body: Mapping[str, Any], model: str, settings: Settings, known: frozenset[str] = CHAT_FIELDS
+) -> None:
+    """Refuse a top-level field that neither OpenAI's API (`known`: its chat fields by
+    default) nor the primary provider knows, as OpenAI does ("Unrecognized request argument
+    supplied"), with a hint for near-misses of `extra`. An unknown field is never forwarded
+    upstream nor written into the job."""
     for name in body:
-        if name in CHAT_FIELDS:
+        if name in known:
             continue
-        allowed = allowed_fields(model, settings)
+        allowed = (allowed_fields(model, settings) - CHAT_FIELDS) | known
         if name in allowed:
             continue
         if not _shown(name):

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from redis.exceptions import RedisError
 
-from orbyt.shared import metrics
+from orbyt.shared import metrics, tracing
 from orbyt.shared.contract import CANCEL_CHANNEL, JOB_FUNCTION, ChatJob, wake_channel
 from orbyt.shared.redis import queue, roles
 from orbyt.shared.redis.arq_fence import ArqRedis, Worker, func
@@ -63,6 +63,7 @@ class OrbytWorker(Worker):
         self._claim: Any = None
         self._context: WorkerContext | None = None
         self._alive_at = -queue.ALIVE_EVERY
+        self._traced = False  # this worker turned tracing on (OTEL_* variables)
         self.batch: BatchRunner | None = None  # the batch line pool (batch_concurrency > 0)
 
     @property
@@ -77,6 +78,7 @@ class OrbytWorker(Worker):
         self._claim = queue.Claimer(self.pool, self.queue_name, self.in_progress_timeout_s)
         if self._context is None:
             serve_metrics(self.settings)
+            self._traced = tracing.setup("orbyt-worker")
             self._context = WorkerContext.create(self.settings, self.pool)
         if self.batch is None and self.settings.batch_concurrency > 0:
             state = self._context.state or self.pool  # batches live in the state role
@@ -153,6 +155,8 @@ class OrbytWorker(Worker):
             if self._context is not None:
                 await self._context.close()
                 self._context = None
+            if self._traced:
+                tracing.shutdown()
 
     async def _poll_iteration(self) -> None:
         """arq's poll, with the pick-up done by one Lua call that claims every ready job

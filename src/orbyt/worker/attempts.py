@@ -24,6 +24,7 @@ from orbyt.worker.billing import Billed, cut_usage
 from orbyt.worker.deployments import Route
 from orbyt.worker.render import ChunkRenderer, completion_body
 from orbyt.worker.reply import Reply
+from orbyt.worker.responses import ResponsesReply
 from orbyt.worker.upstream import Upstream, UpstreamResponse, timeout_error
 
 # Once the finish reason is in, the answer is complete: the upstream gets only a short grace
@@ -88,6 +89,11 @@ class Attempt:
         self.target = target
         self.req = req
         self.provider = route.cand["provider"]
+        self.usage: Any = None  # what the upstream reported (non-stream)
+
+    def reported_usage(self) -> Any:
+        """The usage this attempt's upstream reported, if any (for its trace span)."""
+        return self.usage
 
     async def run(self, limit: float) -> None:
         route = self.route
@@ -100,8 +106,12 @@ class Attempt:
         if resp.status_code >= 400:
             raise route.adapter.map_error(resp.status_code, resp.headers, raw)
         parsed = route.adapter.parse_response(raw, self.target)
-        reply = self.reply
-        payload = completion_body(reply.completion_id, reply.created, route.cand["model"], parsed)
+        self.usage = parsed.get("usage")
+        reply, model = self.reply, route.cand["model"]
+        if isinstance(reply, ResponsesReply):
+            payload = reply.whole(model, parsed)
+        else:
+            payload = completion_body(reply.completion_id, reply.created, model, parsed)
         await reply.done(route, reply.settle(route, parsed.get("usage")), payload)
 
 
@@ -128,12 +138,17 @@ class StreamAttempt(Attempt):
         self.body = job["body"] if body is None else body
         self.stall_timeout = stall_timeout
         self.state = route.adapter.new_stream_state(job["body"], target)
-        self.renderer = ChunkRenderer(
-            reply.completion_id,
-            reply.created,
-            route.cand["model"],
-            continuation=continuation,
-            include_usage=job["include_usage"],
+        self.parse = route.adapter.parse_event  # upstream event -> normalised items
+        self.renderer: ChunkRenderer = (
+            reply.renderer(route.cand["model"], continuation)
+            if isinstance(reply, ResponsesReply)
+            else ChunkRenderer(
+                reply.completion_id,
+                reply.created,
+                route.cand["model"],
+                continuation=continuation,
+                include_usage=job["include_usage"],
+            )
         )
         self.pending: list[bytes] = []  # rendered, held back until the first content token
         self.started = 0.0  # loop time the attempt started
@@ -166,9 +181,12 @@ class StreamAttempt(Attempt):
         usage = reply.settle(self.route, renderer.usage)
         include_usage = self.job["include_usage"]
         tail = b""
-        if (include_usage and usage) or reply.continued:  # headers name the first route
-            tail = renderer.usage_chunk(usage, reply.trailer(self.route))
+        if (include_usage and usage) or reply.continued or renderer.closes:  # headers name
+            tail = renderer.usage_chunk(usage, reply.trailer(self.route))  # the first route
         await reply.done(self.route, usage, tail)
+
+    def reported_usage(self) -> Any:
+        return self.renderer.usage
 
     def bill(self) -> Billed | None:
         """What this attempt cost if it was cut after sending text (None if it sent
@@ -212,7 +230,7 @@ class StreamAttempt(Attempt):
         event is published before the error propagates: it is part of the answer either
         way, however the bytes happened to be split into reads."""
         out: list[bytes] = []
-        parse, render, state = self.route.adapter.parse_event, self.renderer.render, self.state
+        parse, render, state = self.parse, self.renderer.render, self.state
         try:
             for ev in events:
                 out.extend(b for c in parse(ev, state) if (b := render(c)))

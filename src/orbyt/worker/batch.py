@@ -7,6 +7,10 @@ leased across all workers. Each claimed line is leased; the lease is renewed eve
 `batch_lease` while the line runs, so only a worker that died (or stalled longer than the
 lease) loses its lines, which are then run again by whoever claims next.
 
+Metrics (`shared.metrics`): lines answered by model/provider/outcome, counted once when the
+outcome is recorded; lines in flight here; the `orbyt_batches` gauge, sampled with each
+lease renewal.
+
 Exactly once: a line's outcome is recorded with `HSETNX` in the same Lua step that marks it
 done, counts it and bills its usage, and a line is re-run only if no outcome was recorded.
 So every `custom_id` is answered exactly once and billed once in Orbyt's usage. What remains
@@ -36,6 +40,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from orbyt.shared import metrics
 from orbyt.shared.batchkeys import batch_input_object
 from orbyt.shared.batchstate import BatchState
 from orbyt.shared.filestore import FileMissing, store_for
@@ -100,10 +105,12 @@ class BatchRunner:
         for batch_id, index in claimed.lines:
             task = asyncio.create_task(self._line(batch_id, index))
             self.lines[(batch_id, index)] = task
+            metrics.BATCH_LINES_IN_FLIGHT.inc()
             task.add_done_callback(functools.partial(self._done, (batch_id, index)))
 
     def _done(self, key: tuple[str, int], _: asyncio.Task[None]) -> None:
-        self.lines.pop(key, None)
+        if self.lines.pop(key, None) is not None:
+            metrics.BATCH_LINES_IN_FLIGHT.dec()
         self._wake.set()
 
     def _spawn_final(self, batch_id: str) -> asyncio.Task[None]:
@@ -178,7 +185,12 @@ class BatchRunner:
         end = time.monotonic() + RECORD_RETRY_FOR
         while True:
             try:
-                await self.state.record(batch_id, index, out.ok, out.output, out.tokens, usage)
+                fresh = await self.state.record(
+                    batch_id, index, out.ok, out.output, out.tokens, usage
+                )
+                if fresh and out.usage is not None:
+                    ev = out.usage
+                    metrics.observe_batch_line(self.ctx.catalog, ev.model, ev.provider, out.ok)
                 return
             except (OSError, RedisError) as exc:
                 if time.monotonic() > end:
@@ -194,8 +206,18 @@ class BatchRunner:
             await asyncio.sleep(lease / 3)
             try:
                 await self.state.renew(list(self.lines), lease)
+                await self._sample()
             except (OSError, RedisError) as exc:
                 log.warning("batch lease renewal failed: %s", type(exc).__name__)
+
+    async def _sample(self) -> None:
+        """The batches gauge (every lease/3 seconds, with the lease renewal)."""
+        async with self.state.redis.pipeline(transaction=False) as pipe:
+            pipe.zcard(self.state.queue)
+            pipe.zcard(self.state.finalize)
+            queued, finalizing = await pipe.execute()
+        metrics.BATCHES.labels("queued").set(queued)
+        metrics.BATCHES.labels("finalizing").set(finalizing)
 
     async def close(self) -> None:
         """Stop claiming; let running lines finish for a while, then give the rest back."""

@@ -15,7 +15,7 @@ import time
 import orjson
 from redis.asyncio import Redis
 
-from orbyt.shared import batchfiles
+from orbyt.shared import batchfiles, metrics
 from orbyt.shared.batchkeys import batch_input_object
 from orbyt.shared.batchstate import BatchState
 from orbyt.shared.filestore import FileStore
@@ -58,4 +58,5 @@ async def finalize(
             await batchfiles.create(redis, store, owner, name, "batch_output", data, file_id)
             fields[field] = file_id
     await state.finish(batch_id, fields)
+    metrics.BATCHES_FINISHED.labels(status).inc()
     await store.delete(batch_input_object(batch_id))

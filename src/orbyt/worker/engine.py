@@ -3,7 +3,8 @@ breakers and pool-key rotation, and continues a cut stream on a prefill-capable 
 Decisions are pure functions in `worker.policy`; this module is the I/O loop around them.
 
 `Walk` holds what the walk itself learns (the errors so far, the context-length floor);
-what the caller has been sent belongs to the job's `Reply`.
+what the caller has been sent belongs to the job's `Reply`. An `embeddings` job (its
+`kind`) takes the same walk; only its request and attempt differ (`worker.embeddings`).
 """
 
 from __future__ import annotations
@@ -16,23 +17,18 @@ import time
 from collections.abc import Coroutine, Mapping
 from typing import Any
 
-from orbyt.shared import metrics
+from orbyt.shared import metrics, tracing
 from orbyt.shared.contract import ChatJob
 from orbyt.shared.errors import Disposition, UpstreamError
 from orbyt.shared.providers import adapters
 from orbyt.shared.secret import Secret
-from orbyt.worker.attempts import (
-    Attempt,
-    StreamAttempt,
-    build_request,
-    name_provider,
-    target_for,
-)
+from orbyt.worker.attempts import Attempt, StreamAttempt, name_provider, target_for
 from orbyt.worker.byok import scrub_error
 from orbyt.worker.context import WorkerContext
 from orbyt.worker.deployments import Route, expand, order_routes
 from orbyt.worker.health import BreakerView
 from orbyt.worker.keys import NoKey, choose_key, key_failed, pool_view
+from orbyt.worker.kinds import make_attempt
 from orbyt.worker.policy import (
     BreakerState,
     RetryPolicy,
@@ -193,32 +189,22 @@ class Walk:
         limit: float,
         continuation: bool = False,
     ) -> None:
-        """One attempt: the boundary every upstream error leaves through, scrubbed (some
-        upstreams quote the key they rejected) and naming the provider as declared. The
-        bill of a stream cut after content goes to the reply."""
+        """One attempt (in its own span when tracing is on): the boundary every upstream
+        error leaves through, scrubbed (some upstreams quote the key they rejected) and
+        naming the provider as declared. The bill of a stream cut after content goes to the
+        reply."""
         ctx, reply, job = self.ctx, self.reply, self.job
         attempt: Attempt | None = None
         try:
             target = target_for(route, key)
-            req = build_request(route, target, body)
+            stall = ctx.settings.stall_timeout
+            attempt = make_attempt(reply, job, ctx.client, route, target, body, stall, continuation)
             ctx.jobs.check(job["rid"])  # a cancel that raced the claim
             reply.count_attempt()
-            attempt = (
-                StreamAttempt(
-                    reply,
-                    job,
-                    ctx.client,
-                    route,
-                    target,
-                    req,
-                    ctx.settings.stall_timeout,
-                    continuation,
-                    body,
-                )
-                if job["stream"]
-                else Attempt(reply, job, ctx.client, route, target, req)
-            )
-            await attempt.run(limit)
+            run = attempt.run(limit)
+            if tracing.TRACER is not None:
+                run = tracing.traced(route.cand, continuation, attempt, run)
+            await run
         except UpstreamError as err:  # some upstreams quote the key they rejected
             scrub_error(err, key, byok=route.byok)
             name_provider(err, route)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 
@@ -22,6 +22,7 @@ class ChunkRenderer:
         "text",
         "usage",
     )
+    closes: ClassVar[bool] = False  # its `usage_chunk` ends every answer (not only on request)
 
     def __init__(
         self,

@@ -9,8 +9,8 @@ import functools
 import logging
 import time
 
-from orbyt.shared import metrics
-from orbyt.shared.contract import ChatJob, StartMeta
+from orbyt.shared import metrics, tracing
+from orbyt.shared.contract import RESPONSES, ChatJob, StartMeta, job_kind
 from orbyt.shared.errors import OrbytError, ServiceUnavailable
 from orbyt.shared.logs import request_id_var
 from orbyt.shared.secret import Secret
@@ -20,6 +20,7 @@ from orbyt.worker.engine import run_chat
 from orbyt.worker.jobs import JobCancelled
 from orbyt.worker.publisher import Publisher, ReplyGone
 from orbyt.worker.reply import Reply, send_error
+from orbyt.worker.responses import ResponsesReply
 
 log = logging.getLogger("orbyt.worker")
 
@@ -37,14 +38,22 @@ async def serve(ctx: WorkerContext, job: ChatJob, enqueued_ms: int) -> None:
     metrics.WORKER_PICKUP.observe(max(0.0, time.time() - enqueued_ms / 1000))
     cancel = functools.partial(ctx.jobs.cancel, rid)
     pub = Publisher(ctx.publisher, job["channel"], ctx.settings.heartbeat_interval, cancel)
-    reply = Reply(pub, f"chatcmpl-{rid}", int(time.time()))
+    reply = (
+        ResponsesReply(pub, job, ctx.state or ctx.redis, ctx.settings.responses_ttl)
+        if job_kind(job) == RESPONSES
+        else Reply(pub, f"chatcmpl-{rid}", int(time.time()))
+    )
     byok: dict[str, Secret] = {}
     metrics.ACTIVE_JOBS.inc()
     try:
         await pub.start(StartMeta(worker=ctx.worker_id))
         if job["byok"]:
             byok = await take_byok(ctx.redis, ctx.settings, rid)
-        await run_chat(ctx, job, reply, byok)
+        if tracing.TRACER is None:
+            await run_chat(ctx, job, reply, byok)
+        else:
+            with tracing.job_span(rid, job["plan"][0]["model"], job.get("traceparent")):
+                await run_chat(ctx, job, reply, byok)
     except OrbytError as exc:
         await send_error(pub, exc, 0)
     except (ReplyGone, JobCancelled, asyncio.CancelledError):

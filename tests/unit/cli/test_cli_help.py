@@ -36,4 +36,8 @@ def test_the_commands_the_readme_and_tests_use_exist() -> None:
         "orbyt keys list",
         "orbyt keys revoke",
         "orbyt usage",
+        "orbyt batch run",
+        "orbyt batch list",
+        "orbyt batch show",
+        "orbyt batch cancel",
     } <= paths

@@ -56,3 +56,23 @@ def test_typed_metas_keep_the_wire_bytes_and_decode_as_plain_dicts() -> None:
     for kind, meta in ((START, start), (DELTA, route), (DONE, done), (ERROR, error)):
         frame = decode_frame(encode_frame(kind, 7, meta))
         assert type(frame.meta) is dict and frame.meta == dict(meta)
+
+
+def test_a_job_without_a_kind_is_a_chat_job() -> None:
+    from orbyt.shared.contract import CHAT, EMBEDDINGS, JOB_KINDS, ChatJob, job_kind
+
+    job = ChatJob(
+        rid="r",
+        channel="c",
+        body={},
+        plan=[],
+        strategy="ordered",
+        key_id="k",
+        deadline=0.0,
+        byok=False,
+        retry=0,
+        stream=False,
+        include_usage=False,
+    )
+    assert job_kind(job) == CHAT
+    assert job_kind(ChatJob(**{**job, "kind": EMBEDDINGS})) == EMBEDDINGS in JOB_KINDS

@@ -24,11 +24,12 @@ from orbyt.api.auth import Principal
 from orbyt.api.byok import byok_map, seal_sidecar
 from orbyt.api.errors import render_exception
 from orbyt.api.exchange import ClientGone, Exchange, Sidecar, frame_status
-from orbyt.api.ledger import Ledger
+from orbyt.api.ledger import Ledger, log_rejected
 from orbyt.api.rendering import header_list, send_whole
 from orbyt.api.state import AppState
 from orbyt.shared import metrics
 from orbyt.shared.contract import DELTA, DONE, ERROR, Candidate, ChatJob, Frame, reply_channel
+from orbyt.shared.embeddings import check_chat_plan
 from orbyt.shared.errors import OrbytError, PermissionDenied, RequestTooLarge
 from orbyt.shared.logs import request_id_var
 from orbyt.shared.routing import resolve_plan
@@ -76,7 +77,9 @@ def build_job(
     settings = st.settings
     check_fields(body, req.model, settings)  # unknown top-level fields: 400, never forwarded
     extra = req.extra
-    plan = allowed_plan(resolve_plan(req.model, extra, st.catalog, settings), principal)
+    plan = resolve_plan(req.model, extra, st.catalog, settings)
+    check_chat_plan(plan, st.catalog)  # embedding models answer on /v1/embeddings only
+    plan = allowed_plan(plan, principal)
     body.pop("extra", None)  # Orbyt's own field, and it may hold a BYOK key
     stream = bool(req.stream)
     timeout = extra.timeout if extra and extra.timeout else settings.default_timeout
@@ -129,7 +132,8 @@ async def open_exchange(st: AppState, request: Request, rid: str) -> Exchange:
     except BaseException:
         st.spawn(st.auth.release(principal, rid))
         raise
-    ledger = Ledger(st, principal, rid, job["plan"][0], started)
+    caller_trace = request.headers.get("traceparent")
+    ledger = Ledger(st, principal, rid, job["plan"][0], started, caller_trace)
     sidecar: Sidecar | None = None
     if byok_keys is not None:
         try:
@@ -146,6 +150,7 @@ class ChatEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         st: AppState = scope["app"].state.orbyt
         rid = uuid.uuid4().hex
+        started = time.monotonic()
         try:
             exchange = await open_exchange(st, Request(scope, receive), rid)
             async with exchange:
@@ -153,7 +158,9 @@ class ChatEndpoint:
         except ClientDisconnect:  # gone before its body arrived: nobody to answer
             return
         except Exception as exc:  # nothing was sent yet: the one error mapper
-            await render_exception(exc, PATH, rid)(scope, receive, send)
+            response = render_exception(exc, PATH, rid)
+            log_rejected(rid, response.status_code, started)  # unless a ledger logged it
+            await response(scope, receive, send)
 
 
 router = APIRouter()

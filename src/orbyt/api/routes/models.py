@@ -15,6 +15,13 @@ router = APIRouter()
 
 
 def model_entry(info: ModelInfo) -> dict[str, Any]:
+    entry = _entry(info)
+    if info.dimensions is not None:  # embedding models: the size of their vectors
+        entry["dimensions"] = info.dimensions
+    return entry
+
+
+def _entry(info: ModelInfo) -> dict[str, Any]:
     return {
         "id": info.id,
         "object": "model",

@@ -18,6 +18,13 @@ validated (`shared.wire`), and return OpenAI-shaped dicts: the worker stamps `id
 Fields an adapter cannot honour are rejected with `InvalidRequest(param=...)` or dropped
 (documented in its module docstring). Any other exception out of an adapter is a bug.
 
+Embeddings are an optional role (`EmbeddingsRole`): an adapter whose upstream serves them
+adds `build_embeddings_request` / `parse_embeddings_response` (an `embeddings.py` module in
+its subpackage) and says whether the upstream takes token arrays as input;
+`embeddings_role` finds it. A parsed embeddings answer is `{"data": [{"index",
+"embedding"}], "usage": {"prompt_tokens", "total_tokens"}}` in input order, each
+`embedding` a list of floats or the base64 of little-endian float32s.
+
 To add a provider: one subpackage here whose `__init__` defines a module-level `ADAPTER`
 satisfying `Adapter[ItsStreamState]`, with the four roles in `request.py`, `response.py`,
 `stream.py` and `errors.py`; discovery (`shared.providers.get_adapter`) finds it. An
@@ -29,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from orbyt.shared.errors import UpstreamError
 from orbyt.shared.secret import Secret
@@ -89,3 +96,19 @@ class Adapter(Protocol[StateT]):
     def parse_event(self, event: SSEEvent, state: StateT) -> list[Json]: ...
 
     def map_error(self, status: int, headers: Mapping[str, str], raw: bytes) -> UpstreamError: ...
+
+
+@runtime_checkable
+class EmbeddingsRole(Protocol):
+    """The optional embeddings role of an adapter (POST /v1/embeddings)."""
+
+    embeddings_tokens: ClassVar[bool]  # the upstream takes token arrays as `input`
+
+    def build_embeddings_request(self, body: Json, target: Target) -> UpstreamRequest: ...
+
+    def parse_embeddings_response(self, raw: bytes, target: Target) -> Json: ...
+
+
+def embeddings_role(adapter: object) -> EmbeddingsRole | None:
+    """The adapter's embeddings role, or None if its upstream serves no embeddings."""
+    return adapter if isinstance(adapter, EmbeddingsRole) else None

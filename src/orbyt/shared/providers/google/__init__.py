@@ -71,6 +71,8 @@ content_filter. Streams have no terminator: the stream is done once every choice
 finishReason, and the latest usage is then emitted as a `{"choices": [], "usage"}` item.
 Non-text output parts (executableCode, inline images, ...) are dropped.
 
+Embeddings (`embedContent` / `batchEmbedContents`): `embeddings.py`, mapping table there.
+
 Modules: `request` (URL, headers, body; `contents` translates the conversation, `config` the
 generation, tool and reasoning fields), `response`, `stream` (`GoogleStreamState`), `errors`.
 """
@@ -82,7 +84,7 @@ from typing import ClassVar
 
 from orbyt.shared.errors import UpstreamError
 from orbyt.shared.providers.base import Adapter, Json, Target, UpstreamRequest
-from orbyt.shared.providers.google import errors, request, response, stream
+from orbyt.shared.providers.google import embeddings, errors, request, response, stream
 from orbyt.shared.providers.google.stream import GoogleStreamState
 from orbyt.shared.sse import SSEEvent
 
@@ -94,6 +96,7 @@ class GoogleAdapter:
     key_env: ClassVar[str] = "ORBYT_PROVIDERS__GOOGLE__KEYS"
     default_base_url: ClassVar[str] = request.DEFAULT_BASE_URL
     needs_key: ClassVar[bool] = True
+    embeddings_tokens: ClassVar[bool] = False
 
     def build_request(self, body: Json, target: Target) -> UpstreamRequest:
         return request.build_request(body, target)
@@ -106,6 +109,12 @@ class GoogleAdapter:
 
     def parse_event(self, event: SSEEvent, state: GoogleStreamState) -> list[Json]:
         return stream.parse_event(event, state)
+
+    def build_embeddings_request(self, body: Json, target: Target) -> UpstreamRequest:
+        return embeddings.build_embeddings_request(body, target)
+
+    def parse_embeddings_response(self, raw: bytes, target: Target) -> Json:
+        return embeddings.parse_embeddings_response(raw)
 
     def map_error(self, status: int, headers: Mapping[str, str], raw: bytes) -> UpstreamError:
         return errors.map_error(status, headers, raw)

@@ -38,8 +38,10 @@ Errors: Mistral's flat `{"object": "error", "message", "type", "code", "raw_stat
 body, FastAPI's 422 `{"detail": [...]}` (never echoing `input`) and non-JSON bodies all
 become an `UpstreamError` whose message starts with "mistral: ".
 
-Modules: `request`, `response`, `stream` (`MistralStreamState`), `errors`; the adapter is
-`OpenAIDialect` with those hooks.
+Embeddings (`mistral-embed`): `embeddings.py`, mapping table there.
+
+Modules: `request`, `response`, `stream` (`MistralStreamState`), `errors`, `embeddings`;
+the adapter is `OpenAIDialect` with those hooks.
 """
 
 from __future__ import annotations
@@ -48,11 +50,12 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from orbyt.shared.errors import UpstreamError
-from orbyt.shared.providers.base import Adapter, Json, Target
-from orbyt.shared.providers.mistral import errors, request, response, stream
+from orbyt.shared.providers.base import Adapter, Json, Target, UpstreamRequest
+from orbyt.shared.providers.mistral import embeddings, errors, request, response, stream
 from orbyt.shared.providers.mistral.request import mistral_tool_id
 from orbyt.shared.providers.mistral.stream import MistralStreamState
 from orbyt.shared.providers.openai.dialect import OpenAIDialect
+from orbyt.shared.providers.openai.embeddings import parse_embeddings_response
 
 __all__ = ["ADAPTER", "MistralAdapter", "MistralStreamState", "mistral_tool_id"]
 
@@ -61,6 +64,7 @@ class MistralAdapter(OpenAIDialect[MistralStreamState]):
     name: ClassVar[str] = errors.PROVIDER
     key_env: ClassVar[str] = "ORBYT_PROVIDERS__MISTRAL__KEYS"
     default_base_url: ClassVar[str] = "https://api.mistral.ai"
+    embeddings_tokens: ClassVar[bool] = False
 
     def url(self, base_url: str) -> str:
         return request.url(base_url)
@@ -84,6 +88,12 @@ class MistralAdapter(OpenAIDialect[MistralStreamState]):
         self, chunk: Json, choices: list[Any], state: MistralStreamState
     ) -> list[Json]:
         return stream.stream_items(chunk, choices, state)
+
+    def build_embeddings_request(self, body: Json, target: Target) -> UpstreamRequest:
+        return embeddings.build_embeddings_request(body, target)
+
+    def parse_embeddings_response(self, raw: bytes, target: Target) -> Json:
+        return parse_embeddings_response(self.name, raw)
 
     def map_error(self, status: int, headers: Mapping[str, str], raw: bytes) -> UpstreamError:
         return errors.map_error(status, headers, raw)

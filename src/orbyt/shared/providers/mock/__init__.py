@@ -11,15 +11,16 @@ documented ways let you watch retries and fallbacks offline: `mock/flaky-503` (a
 (`upstream.py` has the list).
 
 The adapter is OpenAI's (`openai.dialect`): request, response, stream and error mapping are
-all inherited, so this provider has no role modules of its own. `upstream.py` is the other
-side of the wire: the in-process server that answers `mock://` requests.
+all inherited, so this provider has no role modules of its own; it serves no embeddings.
+`upstream.py` is the other side of the wire: the in-process server that answers `mock://`
+requests.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from orbyt.shared.providers.base import Adapter, StreamState
+from orbyt.shared.providers.base import Adapter, Json, StreamState, Target
 from orbyt.shared.providers.mock.upstream import (
     MockCut,
     MockFailure,
@@ -28,7 +29,7 @@ from orbyt.shared.providers.mock.upstream import (
     mock_error,
     mock_stream,
 )
-from orbyt.shared.providers.openai import OpenAIAdapter
+from orbyt.shared.providers.openai.dialect import OpenAIDialect
 
 __all__ = [
     "ADAPTER",
@@ -42,13 +43,17 @@ __all__ = [
 ]
 
 
-class MockAdapter(OpenAIAdapter):
+class MockAdapter(OpenAIDialect[StreamState]):
     """OpenAI's wire format, served in-process on the `mock://` scheme; no key."""
 
     name: ClassVar[str] = "mock"
     key_env: ClassVar[str] = ""
     default_base_url: ClassVar[str] = "mock://mock"
     needs_key: ClassVar[bool] = False
+    strip_event_data: ClassVar[bool] = False
+
+    def new_stream_state(self, body: Json, target: Target) -> StreamState:
+        return StreamState()
 
 
 ADAPTER: Adapter[StreamState] = MockAdapter()
