@@ -135,15 +135,18 @@ class OrbytWorker(Worker):
 
     @staticmethod
     async def _follow(hub: PubSubHub, channel: str, handle: Callable[[str], None]) -> None:
+        again = False
         while True:
             try:
                 sub = await hub.subscribe(channel)
-                handle("")  # (re)subscribed: whatever was published meanwhile is looked at
+                if again:  # resubscribed: whatever was published meanwhile is looked at
+                    handle("")
                 while True:
                     with contextlib.suppress(TimeoutError):
                         handle((await sub.next(3600)).decode())
             except (SubscriptionFailed, ConnectionError, TimeoutError) as exc:
                 log.info("worker pub/sub on %s interrupted (%s); resubscribing", channel, exc)
+                again = True
                 await asyncio.sleep(0.5)
 
     async def close(self) -> None:
