@@ -16,34 +16,22 @@ Stored responses belong to the gateway key that made them: any other key gets a 
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
 from redis.exceptions import RedisError
-from starlette.requests import ClientDisconnect
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Send
 
 from orbyt.api.auth import Principal
-from orbyt.api.byok import byok_map, seal_sidecar
-from orbyt.api.errors import render_exception
-from orbyt.api.exchange import ClientGone, Exchange, Sidecar, redis_unavailable
-from orbyt.api.ledger import Ledger
-from orbyt.api.rendering import send_whole
-from orbyt.api.routes.chat import (
-    SSE_HEADERS,
-    allowed_plan,
-    read_limited,
-    route_headers,
-    send_frame_error,
-)
+from orbyt.api.endpoint import QueuedEndpoint, allowed_plan, new_job
+from orbyt.api.exchange import ClientGone, Exchange, redis_unavailable
+from orbyt.api.rendering import SSE_HEADERS, route_headers, send_frame_error, send_whole
 from orbyt.api.state import AppState
 from orbyt.shared import metrics
-from orbyt.shared.contract import DELTA, ERROR, Candidate, ChatJob, Frame, reply_channel
+from orbyt.shared.contract import DELTA, ERROR, RESPONSES, Candidate, ChatJob, Frame
 from orbyt.shared.errors import NotFound, OrbytError
-from orbyt.shared.logs import request_id_var
 from orbyt.shared.responses import store
 from orbyt.shared.responses.events import count_events, failed_events
 from orbyt.shared.responses.output import ResponsesView
@@ -55,7 +43,7 @@ from orbyt.shared.responses.request import (
     to_chat,
 )
 from orbyt.shared.routing import resolve_plan
-from orbyt.shared.wire import check_fields, parse_body
+from orbyt.shared.wire import Extra, check_fields, parse_body
 
 PATH = "/v1/responses"
 
@@ -109,66 +97,17 @@ async def build_job(
         history=len(history_items),
         request=native_body(body, history_items),
     )
-    timeout = extra.timeout if extra and extra.timeout else settings.default_timeout
-    return ChatJob(
-        rid=rid,
-        channel=reply_channel(rid),
-        body=chat,
-        plan=plan,
-        strategy=(extra.provider if extra else None) or "ordered",
-        key_id=principal.key_id,
-        deadline=time.time() + timeout,
-        byok=bool(extra and extra.byok is not None),
-        retry=extra.retry if extra and extra.retry is not None else settings.default_retry,
-        stream=stream,
-        include_usage=False,
-        kind="responses",
-        responses=view,
-    )
+    job = new_job(st, rid, chat, plan, extra, principal, stream=stream)
+    job["kind"] = RESPONSES
+    job["responses"] = view
+    return job
 
 
-async def open_exchange(st: AppState, request: Request, rid: str) -> Exchange:
-    """Authenticate, parse and validate: the exchange that will serve the request."""
-    request.state.request_id = rid
-    request_id_var.set(rid)
-    settings = st.settings
-    principal = await st.auth.authenticate(
-        request.headers.get("authorization"), rid, hold_for=settings.default_timeout * 2
-    )
-    started = time.monotonic()
-    try:
-        raw = await read_limited(request, settings.max_body_bytes)
-        body, req = parse_body(raw, ResponsesRequest)
-        job = await build_job(st, rid, body, req, principal)
-        byok_keys = byok_map(req.extra, job["plan"]) if job["byok"] and req.extra else None
-    except BaseException:
-        st.spawn(st.auth.release(principal, rid))
-        raise
-    ledger = Ledger(st, principal, rid, job["plan"][0], started)
-    sidecar: Sidecar | None = None
-    if byok_keys is not None:
-        try:
-            sidecar = seal_sidecar(settings, rid, byok_keys)
-        except OrbytError as err:
-            await ledger.close(err.status, None)
-            raise
-    return Exchange(st, job, sidecar, ledger, request.receive)
-
-
-class ResponsesEndpoint:
-    """The ASGI endpoint of POST /v1/responses (the app's state in `scope["app"]`)."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        st: AppState = scope["app"].state.orbyt
-        rid = uuid.uuid4().hex
-        try:
-            exchange = await open_exchange(st, Request(scope, receive), rid)
-            async with exchange:
-                await answer(exchange, await exchange.start(), send)
-        except ClientDisconnect:  # gone before its body arrived: nobody to answer
-            return
-        except Exception as exc:  # nothing was sent yet: the one error mapper
-            await render_exception(exc, PATH, rid)(scope, receive, send)
+async def parse_and_build(
+    st: AppState, rid: str, raw: bytes, principal: Principal
+) -> tuple[ChatJob, Extra | None]:
+    body, req = parse_body(raw, ResponsesRequest)
+    return await build_job(st, rid, body, req, principal), req.extra
 
 
 async def answer(ex: Exchange, first: Frame, send: Send) -> None:
@@ -219,8 +158,9 @@ def _error_of(payload: bytes) -> dict[str, Any]:
     return error if isinstance(error, dict) else {"message": "The response failed."}
 
 
+ENDPOINT = QueuedEndpoint(PATH, parse_and_build, answer)
 router = APIRouter()
-router.routes.append(Route(PATH, ResponsesEndpoint(), methods=["POST"], include_in_schema=False))
+router.routes.append(Route(PATH, ENDPOINT, methods=["POST"], include_in_schema=False))
 
 
 async def _record(request: Request, response_id: str) -> tuple[AppState, str, dict[str, Any]]:
