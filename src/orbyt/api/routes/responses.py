@@ -15,7 +15,6 @@ Stored responses belong to the gateway key that made them: any other key gets a 
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import orjson
@@ -30,41 +29,16 @@ from orbyt.api.exchange import ClientGone, Exchange, redis_unavailable
 from orbyt.api.rendering import SSE_HEADERS, route_headers, send_frame_error, send_whole
 from orbyt.api.state import AppState
 from orbyt.shared import metrics
-from orbyt.shared.contract import DELTA, ERROR, RESPONSES, Candidate, ChatJob, Frame
-from orbyt.shared.errors import NotFound, OrbytError
+from orbyt.shared.contract import DELTA, ERROR, RESPONSES, ChatJob, Frame
+from orbyt.shared.errors import OrbytError
 from orbyt.shared.responses import store
 from orbyt.shared.responses.events import count_events, failed_events
-from orbyt.shared.responses.output import ResponsesView
-from orbyt.shared.responses.request import (
-    RESPONSES_FIELDS,
-    ResponsesRequest,
-    echo_fields,
-    native_body,
-    to_chat,
-)
+from orbyt.shared.responses.prepare import chat_body, not_found, responses_view
+from orbyt.shared.responses.request import RESPONSES_FIELDS, ResponsesRequest
 from orbyt.shared.routing import resolve_plan
 from orbyt.shared.wire import Extra, check_fields, parse_body
 
 PATH = "/v1/responses"
-
-
-def _not_found(response_id: str, param: str | None = None) -> NotFound:
-    shown = response_id if len(response_id) <= 140 and response_id.isprintable() else "given"
-    return NotFound(
-        f"Response with id '{shown}' not found.", param=param, code="response_not_found"
-    )
-
-
-def native_only(plan: list[Candidate], st: AppState) -> bool:
-    """Every route is OpenAI's own Responses API: any tool type OpenAI knows may be used."""
-    adapter = st.settings.provider("openai").adapter or "openai"
-    return adapter == "openai" and all(c["provider"] == "openai" for c in plan)
-
-
-def function_tools_only(body: dict[str, Any]) -> dict[str, Any]:
-    """The body the chat translation sees when only native routes serve it."""
-    tools = [t for t in body.get("tools") or [] if t.get("type") == "function"]
-    return {**body, "tools": tools}
 
 
 async def build_job(
@@ -75,28 +49,17 @@ async def build_job(
     extra = req.extra
     plan = allowed_plan(resolve_plan(req.model, extra, st.catalog, settings), principal)
     body.pop("extra", None)  # Orbyt's own field, and it may hold a BYOK key
-    history: list[dict[str, Any]] = []
-    history_items: list[dict[str, Any]] = []
+    record = None
     if req.previous_response_id:
         try:
             record = await store.load(st.redis, req.previous_response_id, principal.key_id)
         except (OSError, RedisError):
             raise redis_unavailable() from None
         if record is None:
-            raise _not_found(req.previous_response_id, "previous_response_id")
-        history, history_items = record["messages"], record.get("items", [])
-    chat = to_chat(function_tools_only(body) if native_only(plan, st) else body, history)
+            raise not_found(req.previous_response_id, "previous_response_id")
+    chat = chat_body(body, plan, settings, record["messages"] if record else [])
+    view = responses_view(rid, body, record)
     stream = bool(req.stream)
-    keep = req.store is not False
-    view = ResponsesView(
-        id=f"resp_{rid}",
-        created_at=int(time.time()),
-        echo=echo_fields(body),
-        store=keep,
-        skip=1 if body.get("instructions") else 0,
-        history=len(history_items),
-        request=native_body(body, history_items),
-    )
     job = new_job(st, rid, chat, plan, extra, principal, stream=stream)
     job["kind"] = RESPONSES
     job["responses"] = view
@@ -171,7 +134,7 @@ async def _record(request: Request, response_id: str) -> tuple[AppState, str, di
     except (OSError, RedisError):
         raise redis_unavailable() from None
     if record is None:
-        raise _not_found(response_id)
+        raise not_found(response_id)
     return st, principal.key_id, record
 
 
@@ -186,7 +149,7 @@ async def get_response(response_id: str, request: Request) -> dict[str, Any]:
 async def delete_response(response_id: str, request: Request) -> dict[str, Any]:
     st, owner, _ = await _record(request, response_id)
     if not await store.delete(st.redis, response_id, owner):
-        raise _not_found(response_id)
+        raise not_found(response_id)
     return {"id": response_id, "object": "response.deleted", "deleted": True}
 
 
