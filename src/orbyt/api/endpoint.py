@@ -8,7 +8,11 @@ parser, a job builder and a renderer:
   own `JobBuilder`), seal the BYOK side-car and open the ledger — the `Exchange` that owns
   the rest of the request (`api.exchange`);
 - `new_job`: the job fields every kind fills the same way (deadline, strategy, retry, BYOK
-  flag); `allowed_plan`: a key without pool permission keeps only its BYOK candidates.
+  flag); `allowed_plan`: a key without pool permission keeps only its BYOK candidates;
+- `answer`: the worker's ERROR frame as the HTTP error, a DONE frame as the whole JSON
+  answer, or a lean SSE relay (`relay_stream`) whose bytes an endpoint's `StreamDialect`
+  chooses (chat chunks, Responses events). Headers go out only with the first content
+  frame, so a request that fails everywhere gets a real HTTP status.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import Request
 from starlette.requests import ClientDisconnect
@@ -25,10 +29,12 @@ from starlette.types import Receive, Scope, Send
 from orbyt.api.auth import Principal
 from orbyt.api.byok import byok_map, seal_sidecar
 from orbyt.api.errors import render_exception
-from orbyt.api.exchange import Exchange, Sidecar
+from orbyt.api.exchange import ClientGone, Exchange, Sidecar
 from orbyt.api.ledger import Ledger, log_rejected
+from orbyt.api.rendering import SSE_HEADERS, route_headers, send_frame_error, send_whole
 from orbyt.api.state import AppState
-from orbyt.shared.contract import Candidate, ChatJob, Frame, reply_channel
+from orbyt.shared import metrics
+from orbyt.shared.contract import DELTA, ERROR, Candidate, ChatJob, Frame, reply_channel
 from orbyt.shared.errors import OrbytError, PermissionDenied, RequestTooLarge
 from orbyt.shared.logs import request_id_var
 from orbyt.shared.wire import Extra
@@ -146,3 +152,57 @@ def new_job(
         stream=stream,
         include_usage=include_usage,
     )
+
+
+class StreamDialect(Protocol):
+    """How an endpoint's stream looks on the wire."""
+
+    def render(self, frame: Frame) -> bytes:
+        """The bytes of a DELTA, DONE or ERROR frame."""
+        ...
+
+    def broken(self, err: OrbytError) -> bytes:
+        """The in-band end of a stream whose reply broke (never a success terminator)."""
+        ...
+
+
+async def answer(
+    ex: Exchange,
+    first: Frame,
+    send: Send,
+    dialect: Callable[[Exchange, Frame], StreamDialect] | None = None,
+) -> None:
+    """The whole HTTP answer from the first frame on."""
+    rid = ex.job["rid"]
+    if first.kind == ERROR:
+        await send_frame_error(send, first, rid)
+    elif ex.job["stream"] and dialect is not None:
+        await relay_stream(ex, first, send, dialect(ex, first))
+    else:  # a non-stream reply is one DONE frame
+        await send_whole(send, 200, first.payload, route_headers(rid, first.meta))
+
+
+async def relay_stream(ex: Exchange, frame: Frame, send: Send, dialect: StreamDialect) -> None:
+    """Frames to the client as they come: one write per frame (a DELTA frame already holds
+    every chunk the worker coalesced), the stream ended by the DONE/ERROR frame, or in-band
+    when the reply breaks."""
+    headers = SSE_HEADERS + route_headers(ex.job["rid"], frame.meta)
+    metrics.ACTIVE_STREAMS.inc()
+    try:
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        while True:
+            body = dialect.render(frame)
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+            if frame.kind != DELTA:
+                break
+            try:
+                frame = await ex.next()
+            except OrbytError as err:  # the reply broke: said in-band, then the stream ends
+                body = dialect.broken(err)
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+                break
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    except OSError:  # a server that raises on a write to a closed socket
+        raise ClientGone from None
+    finally:
+        metrics.ACTIVE_STREAMS.dec()

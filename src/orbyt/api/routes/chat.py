@@ -11,20 +11,18 @@ status). FastAPI serves it as a Starlette route (its OpenAPI entry is `openapi_o
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import orjson
 from fastapi import APIRouter
 from starlette.routing import Route
-from starlette.types import Send
 
 from orbyt.api.auth import Principal
-from orbyt.api.endpoint import QueuedEndpoint, allowed_plan, new_job
-from orbyt.api.exchange import ClientGone, Exchange
-from orbyt.api.rendering import SSE_HEADERS, route_headers, send_frame_error, send_whole
+from orbyt.api.endpoint import QueuedEndpoint, allowed_plan, answer, new_job
+from orbyt.api.exchange import Exchange
 from orbyt.api.state import AppState
-from orbyt.shared import metrics
-from orbyt.shared.contract import DELTA, DONE, ERROR, ChatJob, Frame
+from orbyt.shared.contract import DELTA, DONE, ChatJob, Frame
 from orbyt.shared.embeddings import check_chat_plan
 from orbyt.shared.errors import OrbytError
 from orbyt.shared.routing import resolve_plan
@@ -79,47 +77,24 @@ def openapi_operation() -> dict[str, Any]:
     }
 
 
-async def answer(ex: Exchange, first: Frame, send: Send) -> None:
-    rid = ex.job["rid"]
-    if first.kind == ERROR:
-        await send_frame_error(send, first, rid)
-    elif ex.job["stream"]:
-        await stream(ex, first, send)
-    else:  # a non-stream reply is one DONE frame
-        await send_whole(send, 200, first.payload, route_headers(rid, first.meta))
+class ChatStream:
+    """Chat's SSE: DELTA payloads are rendered chunks already; DONE adds `[DONE]`; an
+    ERROR frame or a broken reply is one `data: {"error": …}` event and no `[DONE]`."""
+
+    def __init__(self, ex: Exchange, first: Frame) -> None:
+        pass
+
+    def render(self, frame: Frame) -> bytes:
+        if frame.kind == DELTA:
+            return frame.payload
+        if frame.kind == DONE:
+            return frame.payload + SSE_DONE if frame.payload else SSE_DONE
+        return encode_data(frame.payload)
+
+    def broken(self, err: OrbytError) -> bytes:
+        return encode_data(orjson.dumps(err.body()))
 
 
-async def stream(ex: Exchange, frame: Frame, send: Send) -> None:
-    headers = SSE_HEADERS + route_headers(ex.job["rid"], frame.meta)
-    metrics.ACTIVE_STREAMS.inc()
-    try:
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        while True:
-            await send({"type": "http.response.body", "body": sse_bytes(frame), "more_body": True})
-            if frame.kind != DELTA:
-                break
-            try:
-                frame = await ex.next()
-            except OrbytError as err:  # the reply broke: said in-band, then the stream ends
-                body = encode_data(orjson.dumps(err.body()))
-                await send({"type": "http.response.body", "body": body, "more_body": True})
-                break
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-    except OSError:  # a server that raises on a write to a closed socket
-        raise ClientGone from None
-    finally:
-        metrics.ACTIVE_STREAMS.dec()
-
-
-def sse_bytes(frame: Frame) -> bytes:
-    """A DELTA frame's payload is SSE already; DONE adds `[DONE]`; ERROR is wrapped."""
-    if frame.kind == DELTA:
-        return frame.payload
-    if frame.kind == DONE:
-        return frame.payload + SSE_DONE if frame.payload else SSE_DONE
-    return encode_data(frame.payload)
-
-
-ENDPOINT = QueuedEndpoint(PATH, parse_and_build, answer)
+ENDPOINT = QueuedEndpoint(PATH, parse_and_build, partial(answer, dialect=ChatStream))
 router = APIRouter()
 router.routes.append(Route(PATH, ENDPOINT, methods=["POST"], include_in_schema=False))

@@ -11,14 +11,11 @@ from typing import Any
 
 from fastapi import APIRouter
 from starlette.routing import Route
-from starlette.types import Send
 
 from orbyt.api.auth import Principal
-from orbyt.api.endpoint import QueuedEndpoint, allowed_plan, new_job
-from orbyt.api.exchange import Exchange
-from orbyt.api.rendering import route_headers, send_frame_error, send_whole
+from orbyt.api.endpoint import QueuedEndpoint, allowed_plan, answer, new_job
 from orbyt.api.state import AppState
-from orbyt.shared.contract import EMBEDDINGS, ERROR, ChatJob, Frame
+from orbyt.shared.contract import EMBEDDINGS, ChatJob
 from orbyt.shared.embeddings import (
     EmbeddingsRequest,
     InputKind,
@@ -59,15 +56,6 @@ async def parse_and_build(
 ) -> tuple[ChatJob, Extra | None]:
     body, req, kind = parse_embeddings_request(raw)
     return build_job(st, rid, body, req, kind, principal), req.extra
-
-
-async def answer(ex: Exchange, frame: Frame, send: Send) -> None:
-    """The worker's list body (a non-stream reply is one DONE frame), or its error."""
-    rid = ex.job["rid"]
-    if frame.kind == ERROR:
-        await send_frame_error(send, frame, rid)
-    else:
-        await send_whole(send, 200, frame.payload, route_headers(rid, frame.meta))
 
 
 def openapi_operation() -> dict[str, Any]:

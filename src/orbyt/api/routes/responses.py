@@ -15,21 +15,19 @@ Stored responses belong to the gateway key that made them: any other key gets a 
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
 from redis.exceptions import RedisError
 from starlette.routing import Route
-from starlette.types import Send
 
 from orbyt.api.auth import Principal
-from orbyt.api.endpoint import QueuedEndpoint, allowed_plan, new_job
-from orbyt.api.exchange import ClientGone, Exchange, redis_unavailable
-from orbyt.api.rendering import SSE_HEADERS, route_headers, send_frame_error, send_whole
+from orbyt.api.endpoint import QueuedEndpoint, allowed_plan, answer, new_job
+from orbyt.api.exchange import Exchange, redis_unavailable
 from orbyt.api.state import AppState
-from orbyt.shared import metrics
-from orbyt.shared.contract import DELTA, ERROR, RESPONSES, ChatJob, Frame
+from orbyt.shared.contract import ERROR, RESPONSES, ChatJob, Frame
 from orbyt.shared.errors import OrbytError
 from orbyt.shared.responses import store
 from orbyt.shared.responses.events import count_events, failed_events
@@ -73,44 +71,24 @@ async def parse_and_build(
     return await build_job(st, rid, body, req, principal), req.extra
 
 
-async def answer(ex: Exchange, first: Frame, send: Send) -> None:
-    rid = ex.job["rid"]
-    if first.kind == ERROR:
-        await send_frame_error(send, first, rid)
-    elif ex.job["stream"]:
-        await stream(ex, first, send)
-    else:  # a non-stream reply is one DONE frame: the Response
-        await send_whole(send, 200, first.payload, route_headers(rid, first.meta))
+class ResponsesStream:
+    """Responses events: DELTA/DONE payloads are rendered events (counted, so a failure
+    can number its own events on); an ERROR frame or a broken reply ends with `error` and
+    `response.failed`, never `response.completed`."""
 
+    def __init__(self, ex: Exchange, first: Frame) -> None:
+        self.view = ex.job["responses"]
+        self.model = str((first.meta or {}).get("model") or ex.job["plan"][0]["model"])
+        self.seq = 0  # events relayed so far: the next sequence number
 
-async def stream(ex: Exchange, frame: Frame, send: Send) -> None:
-    headers = SSE_HEADERS + route_headers(ex.job["rid"], frame.meta)
-    view = ex.job["responses"]
-    model = str((frame.meta or {}).get("model") or ex.job["plan"][0]["model"])
-    seq = 0  # events relayed so far: the next sequence number
-    metrics.ACTIVE_STREAMS.inc()
-    try:
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        while True:
-            if frame.kind == ERROR:
-                body = failed_events(view, model, seq, _error_of(frame.payload))
-            else:
-                body = frame.payload
-                seq += count_events(body)
-            await send({"type": "http.response.body", "body": body, "more_body": True})
-            if frame.kind != DELTA:
-                break
-            try:
-                frame = await ex.next()
-            except OrbytError as err:  # the reply broke: said in-band, then the stream ends
-                body = failed_events(view, model, seq, err.body()["error"])
-                await send({"type": "http.response.body", "body": body, "more_body": True})
-                break
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-    except OSError:  # a server that raises on a write to a closed socket
-        raise ClientGone from None
-    finally:
-        metrics.ACTIVE_STREAMS.dec()
+    def render(self, frame: Frame) -> bytes:
+        if frame.kind == ERROR:
+            return failed_events(self.view, self.model, self.seq, _error_of(frame.payload))
+        self.seq += count_events(frame.payload)
+        return frame.payload
+
+    def broken(self, err: OrbytError) -> bytes:
+        return failed_events(self.view, self.model, self.seq, err.body()["error"])
 
 
 def _error_of(payload: bytes) -> dict[str, Any]:
@@ -121,7 +99,7 @@ def _error_of(payload: bytes) -> dict[str, Any]:
     return error if isinstance(error, dict) else {"message": "The response failed."}
 
 
-ENDPOINT = QueuedEndpoint(PATH, parse_and_build, answer)
+ENDPOINT = QueuedEndpoint(PATH, parse_and_build, partial(answer, dialect=ResponsesStream))
 router = APIRouter()
 router.routes.append(Route(PATH, ENDPOINT, methods=["POST"], include_in_schema=False))
 
