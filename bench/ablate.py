@@ -78,31 +78,29 @@ def _streaming_response() -> None:
     its own disconnect listener) instead of writing frames straight to the ASGI `send`."""
     import asyncio
 
-    import orjson
     from starlette.responses import StreamingResponse
 
-    import orbyt.api.routes.chat as chat
+    import orbyt.api.endpoint as endpoint
     from orbyt.shared.contract import DELTA
     from orbyt.shared.errors import OrbytError
-    from orbyt.shared.sse import encode_data
 
-    for name in ("stream", "sse_bytes", "route_headers", "SSE_HEADERS"):
-        _require(chat, name)
+    for name in ("relay_stream", "SSE_HEADERS", "route_headers"):
+        _require(endpoint, name)
 
-    async def stream(ex: Any, frame: Any, send: Any) -> None:
+    async def relay_stream(ex: Any, frame: Any, send: Any, dialect: Any) -> None:
         async def body() -> Any:
             current = frame
             while True:
-                yield chat.sse_bytes(current)
+                yield dialect.render(current)
                 if current.kind != DELTA:
                     return
                 try:
                     current = await ex.next()
                 except OrbytError as err:
-                    yield encode_data(orjson.dumps(err.body()))
+                    yield dialect.broken(err)
                     return
 
-        raw = chat.SSE_HEADERS + chat.route_headers(ex.job["rid"], frame.meta)
+        raw = endpoint.SSE_HEADERS + endpoint.route_headers(ex.job["rid"], frame.meta)
         headers = {k.decode(): v.decode() for k, v in raw if k != b"content-type"}
         response = StreamingResponse(body(), media_type="text/event-stream", headers=headers)
         never = asyncio.Event()  # the exchange already watches the real client
@@ -114,7 +112,7 @@ def _streaming_response() -> None:
         scope = {"type": "http", "asgi": {"spec_version": "2.3"}}  # the listener runs
         await response(scope, receive, send)
 
-    chat.stream = stream  # type: ignore[assignment]
+    endpoint.relay_stream = relay_stream  # type: ignore[assignment]
 
 
 def _require(module: object, name: str) -> None:
@@ -140,7 +138,7 @@ VARIANTS: dict[str, Variant] = {
         ),
         Variant(
             "streaming-response",
-            "lean SSE writes (api/routes/chat.py `stream`)",
+            "lean SSE writes (api/endpoint.py `relay_stream`)",
             "Starlette StreamingResponse per stream",
             patch=_streaming_response,
         ),

@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 from starlette.types import Receive
 
 from orbyt.api.ledger import Ledger
+from orbyt.api.rendering import frame_status
 from orbyt.api.state import AppState
 from orbyt.shared import metrics
 from orbyt.shared.contract import DELTA, DONE, ERROR, HEARTBEAT, START, ChatJob, Frame, decode_frame
@@ -54,11 +55,6 @@ def reply_lost(reason: str) -> ServiceUnavailable:
 
 def worker_lost() -> GatewayTimeout:
     return GatewayTimeout("The worker serving this request stopped responding.", code="worker_lost")
-
-
-def frame_status(frame: Frame) -> int:
-    """The HTTP status a DONE or ERROR frame ends the request with."""
-    return 200 if frame.kind == DONE else int((frame.meta or {}).get("status", 502))
 
 
 class Exchange:

@@ -15,7 +15,7 @@ from fastapi.openapi.utils import get_openapi
 from orbyt.api import errors
 from orbyt.api import metrics as metrics_route
 from orbyt.api.auth import Authenticator
-from orbyt.api.fastpath import ChatFastPath
+from orbyt.api.fastpath import FastPath
 from orbyt.api.middleware import EDGE, RequireKey
 from orbyt.api.routes import (
     admin,
@@ -178,6 +178,6 @@ def _document_errors(operation: dict[str, Any]) -> None:
         responses.setdefault(status, {"description": description, "content": error})
 
 
-def create_asgi(settings: Settings | None = None) -> ChatFastPath:
-    """What `orbyt api` serves: the FastAPI app behind the chat fast path."""
-    return ChatFastPath(create_app(settings))
+def create_asgi(settings: Settings | None = None) -> FastPath:
+    """What `orbyt api` serves: the FastAPI app behind the fast path of the queued routes."""
+    return FastPath(create_app(settings))

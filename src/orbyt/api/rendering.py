@@ -1,4 +1,6 @@
-"""Response headers that cannot fail to encode, and the plain responses built on them.
+"""Response headers that cannot fail to encode, and the plain responses built on them:
+whole JSON answers, a worker's ERROR frame as the HTTP answer, the route headers
+(`x-request-id`, `x-orbyt-*`) and the SSE headers every queued endpoint sends.
 
 Header values come from places the API does not control (a model id as the caller spelled it,
 an upstream's own error headers). HTTP carries bytes, and Starlette encodes `str` values as
@@ -15,6 +17,13 @@ from urllib.parse import quote
 
 from starlette.responses import Response
 from starlette.types import Send
+
+from orbyt.shared.contract import DONE, Frame
+
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"x-accel-buffering", b"no"),
+]
 
 # everything printable in ASCII except "%": kept as is when the value needs encoding at all
 _SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
@@ -47,3 +56,30 @@ async def send_whole(
     start = [(b"content-length", b"%d" % len(body)), (b"content-type", b"application/json")]
     await send({"type": "http.response.start", "status": status, "headers": start + headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def frame_status(frame: Frame) -> int:
+    """The HTTP status a DONE or ERROR frame ends the request with."""
+    return 200 if frame.kind == DONE else int((frame.meta or {}).get("status", 502))
+
+
+def route_headers(rid: str, meta: Mapping[str, object] | None) -> list[tuple[bytes, bytes]]:
+    """`x-request-id` and, once a worker said who answers, the `x-orbyt-*` headers."""
+    headers: dict[str, object] = {"x-request-id": rid}
+    if meta:
+        headers["x-orbyt-model"] = meta.get("model")
+        headers["x-orbyt-provider"] = meta.get("provider")
+        headers["x-orbyt-attempts"] = meta.get("attempts")
+        headers["x-orbyt-key-source"] = meta.get("key_source")
+    return header_list(headers)
+
+
+async def send_frame_error(send: Send, frame: Frame, rid: str) -> None:
+    """A worker's ERROR frame as the HTTP answer: its status, its (upstream) headers."""
+    meta = frame.meta or {}
+    upstream = meta.get("headers")
+    headers: dict[str, object] = dict(upstream) if isinstance(upstream, Mapping) else {}
+    headers["x-request-id"] = rid
+    if meta.get("attempts"):
+        headers["x-orbyt-attempts"] = meta["attempts"]
+    await send_whole(send, frame_status(frame), frame.payload, header_list(headers))

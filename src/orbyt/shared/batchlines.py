@@ -2,8 +2,9 @@
 
 A line is `{"custom_id", "method": "POST", "url": <the batch's endpoint>, "body"}`. Each
 endpoint a batch may name is a `LineKind` in `LINE_KINDS`: its body validator here, its
-runner in `worker.batchline.RUNNERS`. `/v1/embeddings` and `/v1/responses` are added by
-registering a kind in both places.
+runner in `worker.batchline.RUNNERS`. The validators are the interactive endpoints' own
+(`/v1/chat/completions`, `/v1/embeddings`, `/v1/responses`; a Responses line may not
+stream); every kind also needs a catalog model and a plan that resolves.
 
 Problems of the input become line-numbered `errors` of a `failed` batch (OpenAI's shape:
 `{code, message, param, line}`); only `extra.byok` refuses the create itself (HTTP 400): a
@@ -19,10 +20,15 @@ from typing import Any
 import orjson
 
 from orbyt.shared.catalog import Catalog
+from orbyt.shared.contract import Candidate
+from orbyt.shared.embeddings import check_embeddings_plan, parse_embeddings_request
 from orbyt.shared.errors import InvalidRequest
-from orbyt.shared.routing import resolve_plan
+from orbyt.shared.providers import adapters
+from orbyt.shared.responses.prepare import chat_body
+from orbyt.shared.responses.request import RESPONSES_FIELDS, ResponsesRequest
+from orbyt.shared.routing import known_providers, resolve_plan
 from orbyt.shared.settings import Settings
-from orbyt.shared.wire import parse_chat_request
+from orbyt.shared.wire import Extra, check_fields, parse_body, parse_chat_request
 
 MAX_ERRORS = 100  # line errors reported for one batch
 
@@ -34,21 +40,53 @@ class ByokInBatch(InvalidRequest):
 Validator = Callable[[dict[str, Any], Catalog, Settings], str]
 
 
-def validate_chat(body: dict[str, Any], catalog: Catalog, settings: Settings) -> str:
-    """Validate a chat completion body like an interactive request; returns its model."""
-    _, req = parse_chat_request(orjson.dumps(body), settings.max_messages)
-    if req.extra is not None and req.extra.byok is not None:
+def _routable(
+    model: str, extra: Extra | None, catalog: Catalog, settings: Settings
+) -> list[Candidate]:
+    """What every kind checks alike: no BYOK, a catalog model, a plan that resolves."""
+    if extra is not None and extra.byok is not None:
         raise ByokInBatch(
             "'extra.byok' is not accepted in batches: a batch outlives any short-lived key. "
             "Use a gateway key with pool access.",
             param="body.extra.byok",
             code="byok_not_allowed",
         )
-    if catalog.get(req.model) is None:
+    if catalog.get(model) is None:
         raise InvalidRequest(
-            f"The model {req.model!r} is not in the catalog.", param="model", code="model_not_found"
+            f"The model {model!r} is not in the catalog.", param="model", code="model_not_found"
         )
-    resolve_plan(req.model, req.extra, catalog, settings)  # fallbacks and strategy
+    return resolve_plan(model, extra, catalog, settings)  # fallbacks and strategy
+
+
+def validate_chat(body: dict[str, Any], catalog: Catalog, settings: Settings) -> str:
+    """Validate a chat completion body like an interactive request; returns its model."""
+    _, req = parse_chat_request(orjson.dumps(body), settings.max_messages)
+    _routable(req.model, req.extra, catalog, settings)
+    return req.model
+
+
+def validate_embeddings(body: dict[str, Any], catalog: Catalog, settings: Settings) -> str:
+    """Validate an embeddings body as `POST /v1/embeddings` does; returns its model."""
+    _, req, kind = parse_embeddings_request(orjson.dumps(body))
+    plan = _routable(req.model, req.extra, catalog, settings)
+    found = adapters()
+    providers = {name: found[a] for name, a in known_providers(settings).items()}
+    check_embeddings_plan(plan, req, kind, catalog, providers)
+    return req.model
+
+
+def validate_responses(body: dict[str, Any], catalog: Catalog, settings: Settings) -> str:
+    """Validate a Responses body as `POST /v1/responses` does (its translation included),
+    without streaming; `previous_response_id` is looked up when the line runs."""
+    clean, req = parse_body(orjson.dumps(body), ResponsesRequest)
+    check_fields(clean, req.model, settings, RESPONSES_FIELDS)
+    if req.stream:
+        raise InvalidRequest(
+            "'stream' is not supported in batches.", param="stream", code="invalid_value"
+        )
+    plan = _routable(req.model, req.extra, catalog, settings)
+    clean.pop("extra", None)
+    chat_body(clean, plan, settings, [])
     return req.model
 
 
@@ -59,7 +97,12 @@ class LineKind:
 
 
 LINE_KINDS: dict[str, LineKind] = {
-    "/v1/chat/completions": LineKind("/v1/chat/completions", validate_chat),
+    kind.endpoint: kind
+    for kind in (
+        LineKind("/v1/chat/completions", validate_chat),
+        LineKind("/v1/embeddings", validate_embeddings),
+        LineKind("/v1/responses", validate_responses),
+    )
 }
 
 

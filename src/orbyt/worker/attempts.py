@@ -59,15 +59,21 @@ def build_request(route: Route, target: Target, body: dict[str, Any]) -> Upstrea
         return route.adapter.build_request(body, target)
     except UpstreamError:
         raise
-    except OrbytError as exc:  # this provider cannot express the request: try the next one
-        raise UpstreamError(
-            exc.message,
-            status=exc.status,
-            type=exc.type,
-            code=exc.code,
-            param=exc.param,
-            disposition=Disposition.FAILOVER,
-        ) from None
+    except OrbytError as exc:
+        raise cannot_express(exc) from None
+
+
+def cannot_express(exc: OrbytError) -> UpstreamError:
+    """An adapter's refusal to build a request (a field this provider cannot take): the
+    next route may take it, so the walk fails over instead of ending."""
+    return UpstreamError(
+        exc.message,
+        status=exc.status,
+        type=exc.type,
+        code=exc.code,
+        param=exc.param,
+        disposition=Disposition.FAILOVER,
+    )
 
 
 class Attempt:
@@ -95,8 +101,8 @@ class Attempt:
         """The usage this attempt's upstream reported, if any (for its trace span)."""
         return self.usage
 
-    async def run(self, limit: float) -> None:
-        route = self.route
+    async def fetch(self, limit: float) -> bytes:
+        """The whole upstream answer within `limit`; an HTTP error as the adapter maps it."""
         try:
             async with asyncio.timeout(limit):
                 async with self.client.open(self.req, self.provider) as resp:
@@ -104,8 +110,12 @@ class Attempt:
         except TimeoutError:
             raise timeout_error(self.provider) from None
         if resp.status_code >= 400:
-            raise route.adapter.map_error(resp.status_code, resp.headers, raw)
-        parsed = route.adapter.parse_response(raw, self.target)
+            raise self.route.adapter.map_error(resp.status_code, resp.headers, raw)
+        return raw
+
+    async def run(self, limit: float) -> None:
+        route = self.route
+        parsed = route.adapter.parse_response(await self.fetch(limit), self.target)
         self.usage = parsed.get("usage")
         reply, model = self.reply, route.cand["model"]
         if isinstance(reply, ResponsesReply):

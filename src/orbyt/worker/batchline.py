@@ -1,13 +1,17 @@
 """One batch line through the routing engine, and the registry of line runners.
 
-A line runs as a non-stream chat job through `engine.run_chat`, the same walk as an
+A line runs as a non-stream job of its endpoint's kind (chat, embeddings, responses: the
+same job the interactive endpoint queues) through `engine.run_chat`, the same walk as an
 interactive request (fallbacks, retries, strategies, key pools, breakers), with a
 `LineReply` as its sink: instead of publishing frames it keeps the answer or the error.
-The outcome is an OpenAI batch output line; a rate limit that outlived the walk's own
-retries becomes a deferral (the line runs again later) instead of a failure.
+The outcome is an OpenAI batch output line whose body is what the interactive endpoint
+answers; a rate limit that outlived the walk's own retries becomes a deferral (the line
+runs again later) instead of a failure. A Responses line is stored like an interactive
+`store: true` request (owned by the batch's gateway key), and its `previous_response_id`
+is loaded with that key (unknown or foreign: a 404 line).
 
-`RUNNERS` maps a batch endpoint to its runner; `shared.batchlines.LINE_KINDS` holds the
-matching validators.
+`RUNNERS` maps a batch endpoint to its runner (`runner(make)`: `make` builds the kind's
+job and reply); `shared.batchlines.LINE_KINDS` holds the matching validators.
 """
 
 from __future__ import annotations
@@ -20,17 +24,22 @@ from typing import Any, cast
 
 import orjson
 
-from orbyt.shared.contract import ChatJob, RouteMeta
+from orbyt.shared.contract import EMBEDDINGS, RESPONSES, ChatJob, RouteMeta
+from orbyt.shared.embeddings import parse_embeddings_request
 from orbyt.shared.errors import Disposition, OrbytError, UpstreamError
 from orbyt.shared.logs import safe_name
+from orbyt.shared.responses import store
+from orbyt.shared.responses.prepare import chat_body, not_found, responses_view
+from orbyt.shared.responses.request import ResponsesRequest
 from orbyt.shared.routing import resolve_plan
 from orbyt.shared.usage import UsageEvent
-from orbyt.shared.wire import Extra
+from orbyt.shared.wire import Extra, parse_body
 from orbyt.worker.context import WorkerContext
 from orbyt.worker.deployments import Route
 from orbyt.worker.engine import run_chat
 from orbyt.worker.publisher import Publisher
 from orbyt.worker.reply import Reply
+from orbyt.worker.responses import ResponsesReply
 
 MIN_DEFER = 0.5  # seconds a rate-limited line waits at least before it runs again
 MAX_DEFER = 60.0
@@ -56,14 +65,17 @@ class LineOutcome:
     defer: float | None = None  # seconds: run the line again later, record nothing
 
 
-class LineReply(Reply):
-    """A `Reply` that records instead of publishing (a batch line has no caller waiting).
-    The engine only calls `done`/`fail` for non-stream jobs; the publisher is never used."""
+NO_PUB = cast(Publisher, None)  # a line's reply publishes nothing
 
-    def __init__(self, completion_id: str, created: int) -> None:
-        super().__init__(cast(Publisher, None), completion_id, created)
-        self.answer: tuple[RouteMeta, bytes] | None = None
-        self.error: OrbytError | None = None
+
+class LineReply(Reply):
+    """A `Reply` that records instead of publishing (a batch line has no caller waiting):
+    build it with `NO_PUB`. The engine only calls `done`/`fail` for non-stream jobs. A kind
+    whose interactive reply renders or stores its answer mixes this in after that reply
+    (`worker.batchkinds.ResponsesLineReply`)."""
+
+    answer: tuple[RouteMeta, bytes] | None = None
+    error: OrbytError | None = None
 
     async def first(self, payload: bytes, route: Route, ttft_ms: float) -> None:
         raise RuntimeError("batch lines never stream")
@@ -155,15 +167,29 @@ def _cut_by_window(err: OrbytError, batch: BatchInfo) -> bool:
     return now >= batch.expires_at or (timed_out and now >= batch.expires_at - WINDOW_SLACK)
 
 
-async def run_chat_line(
-    ctx: WorkerContext, batch: BatchInfo, index: int, line: dict[str, Any]
+JobMaker = Callable[
+    [WorkerContext, BatchInfo, str, dict[str, Any]], Awaitable[tuple[ChatJob, LineReply]]
+]
+
+
+async def chat_line(
+    ctx: WorkerContext, batch: BatchInfo, rid: str, body: dict[str, Any]
+) -> tuple[ChatJob, LineReply]:
+    """A chat line's job and reply."""
+    reply = LineReply(NO_PUB, f"chatcmpl-{secrets.token_hex(12)}", int(time.time()))
+    return chat_job(ctx, batch, rid, body), reply
+
+
+async def run_line(
+    make: JobMaker, ctx: WorkerContext, batch: BatchInfo, index: int, line: dict[str, Any]
 ) -> LineOutcome:
+    """Run line `index` as the job `make` builds: its output line, usage, or deferral."""
     rid = f"{batch.id}-{index}"
     custom_id = line["custom_id"]
     started = time.monotonic()
-    reply = LineReply(f"chatcmpl-{secrets.token_hex(12)}", int(time.time()))
+    reply = LineReply(NO_PUB, "", 0)  # until `make` gives the kind's own
     try:
-        job = chat_job(ctx, batch, rid, dict(line["body"]))
+        job, reply = await make(ctx, batch, rid, dict(line["body"]))
         await run_chat(ctx, job, reply, {})
     except OrbytError as exc:
         reply.error = exc
@@ -180,6 +206,17 @@ async def run_chat_line(
         body = orjson.loads(payload)
         return LineOutcome(True, output_line(custom_id, rid, 200, body, orbyt), tokens, event)
     return _failed(batch, rid, line, reply, latency)
+
+
+def runner(make: JobMaker) -> Runner:
+    """The runner of a line kind whose job and reply `make` builds."""
+
+    async def run(
+        ctx: WorkerContext, batch: BatchInfo, index: int, line: dict[str, Any]
+    ) -> LineOutcome:
+        return await run_line(make, ctx, batch, index, line)
+
+    return run
 
 
 def _failed(
@@ -203,6 +240,45 @@ def _failed(
     return LineOutcome(False, output, usage=event, defer=delay)
 
 
+async def embeddings_line(
+    ctx: WorkerContext, batch: BatchInfo, rid: str, body: dict[str, Any]
+) -> tuple[ChatJob, LineReply]:
+    """An embeddings line's job: `POST /v1/embeddings`'s (body without nulls, never a stream)."""
+    clean, _, _ = parse_embeddings_request(orjson.dumps(body))
+    job = chat_job(ctx, batch, rid, clean)
+    job["kind"] = EMBEDDINGS
+    return job, LineReply(NO_PUB, "", 0)
+
+
+class ResponsesLineReply(ResponsesReply, LineReply):
+    """`ResponsesReply` (the Response rendered, and stored unless `store: false`) that
+    records its answer instead of publishing it."""
+
+
+async def responses_line(
+    ctx: WorkerContext, batch: BatchInfo, rid: str, body: dict[str, Any]
+) -> tuple[ChatJob, LineReply]:
+    """A Responses line's job: `POST /v1/responses`'s, owned by the batch's gateway key (a
+    `previous_response_id` is loaded with it; the answer is stored for it)."""
+    clean, req = parse_body(orjson.dumps(body), ResponsesRequest)
+    job = chat_job(ctx, batch, rid, clean)
+    clean = job["body"]  # without `extra` and `stream`
+    record = None
+    if req.previous_response_id:
+        record = await store.load(ctx.state or ctx.redis, req.previous_response_id, batch.owner)
+        if record is None:
+            raise not_found(req.previous_response_id, "previous_response_id")
+    history = record["messages"] if record else []
+    job["body"] = chat_body(clean, job["plan"], ctx.settings, history)
+    job["kind"] = RESPONSES
+    job["responses"] = responses_view(rid, clean, record)
+    return job, ResponsesLineReply(NO_PUB, job, ctx.state or ctx.redis, ctx.settings.responses_ttl)
+
+
 Runner = Callable[[WorkerContext, BatchInfo, int, dict[str, Any]], Awaitable[LineOutcome]]
 
-RUNNERS: dict[str, Runner] = {"/v1/chat/completions": run_chat_line}
+RUNNERS: dict[str, Runner] = {
+    "/v1/chat/completions": runner(chat_line),
+    "/v1/embeddings": runner(embeddings_line),
+    "/v1/responses": runner(responses_line),
+}

@@ -14,7 +14,6 @@ upstream's, or an estimate where the upstream reports none (Gemini).
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import orjson
@@ -23,9 +22,8 @@ from orbyt.shared.embeddings import decode_base64, encode_base64, estimate_token
 from orbyt.shared.errors import Disposition, OrbytError, UpstreamError
 from orbyt.shared.providers import Target, UpstreamRequest
 from orbyt.shared.providers.base import Json, embeddings_role
-from orbyt.worker.attempts import Attempt
+from orbyt.worker.attempts import Attempt, cannot_express
 from orbyt.worker.deployments import Route
-from orbyt.worker.upstream import timeout_error
 
 
 def build_embeddings_request(route: Route, target: Target, body: Json) -> UpstreamRequest:
@@ -45,15 +43,8 @@ def build_embeddings_request(route: Route, target: Target, body: Json) -> Upstre
         return role.build_embeddings_request(body, target)
     except UpstreamError:
         raise
-    except OrbytError as exc:  # this provider cannot express the request: try the next one
-        raise UpstreamError(
-            exc.message,
-            status=exc.status,
-            type=exc.type,
-            code=exc.code,
-            param=exc.param,
-            disposition=Disposition.FAILOVER,
-        ) from None
+    except OrbytError as exc:
+        raise cannot_express(exc) from None
 
 
 class EmbeddingsAttempt(Attempt):
@@ -63,15 +54,7 @@ class EmbeddingsAttempt(Attempt):
         route = self.route
         role = embeddings_role(route.adapter)
         assert role is not None  # `build_embeddings_request` made the request
-        try:
-            async with asyncio.timeout(limit):
-                async with self.client.open(self.req, self.provider) as resp:
-                    raw = await resp.aread()
-        except TimeoutError:
-            raise timeout_error(self.provider) from None
-        if resp.status_code >= 400:
-            raise route.adapter.map_error(resp.status_code, resp.headers, raw)
-        parsed = role.parse_embeddings_response(raw, self.target)
+        parsed = role.parse_embeddings_response(await self.fetch(limit), self.target)
         body = self.job["body"]
         usage = parsed.get("usage") or _estimated(body.get("input"))
         reply = self.reply

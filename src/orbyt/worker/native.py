@@ -12,7 +12,6 @@ continued on another route (its items are OpenAI's own): it ends with `error` an
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import orjson
@@ -27,7 +26,7 @@ from orbyt.shared.providers.openai.responses import (
 from orbyt.worker.attempts import Attempt, StreamAttempt
 from orbyt.worker.deployments import Route
 from orbyt.worker.responses import ResponsesReply, relabel
-from orbyt.worker.upstream import Upstream, timeout_error
+from orbyt.worker.upstream import Upstream
 
 
 def is_native(route: Route, job: ChatJob) -> bool:
@@ -42,15 +41,7 @@ class NativeAttempt(Attempt):
     async def run(self, limit: float) -> None:
         route, reply = self.route, self.reply
         assert isinstance(reply, ResponsesReply)
-        try:
-            async with asyncio.timeout(limit):
-                async with self.client.open(self.req, self.provider) as resp:
-                    raw = await resp.aread()
-        except TimeoutError:
-            raise timeout_error(self.provider) from None
-        if resp.status_code >= 400:
-            raise route.adapter.map_error(resp.status_code, resp.headers, raw)
-        response = parse_native(raw)
+        response = parse_native(await self.fetch(limit))
         reply.final = relabel(self.job["responses"], route.cand["model"], response)
         usage = reply.settle(route, chat_usage(response.get("usage")))
         await reply.done(route, usage, orjson.dumps(reply.final))

@@ -66,7 +66,9 @@ def test_faults_account_for_every_line(gw: Gateway) -> None:
         if i % 10 == 0:  # failed over; the line says so, like x-orbyt-* headers would
             assert resp["body"]["model"] == "openai/gpt-5-nano"
             assert resp["orbyt"]["model"] == "openai/gpt-5-nano"
-            assert resp["orbyt"]["attempts"] == 2
+            # 2, or 1 once the primary's breaker has opened (consecutive failures of
+            # concurrent DOWN lines) and the walk skips it for the fallback
+            assert resp["orbyt"]["attempts"] in (1, 2)
         elif i % 10 != 2 or i >= 60:
             assert resp["orbyt"]["attempts"] == 1
         assert resp["orbyt"]["provider"] == "openai" and resp["orbyt"]["key_source"] == "pool"

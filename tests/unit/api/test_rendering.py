@@ -8,8 +8,7 @@ from urllib.parse import unquote
 import pytest
 
 from orbyt.api.errors import error_response, render_exception
-from orbyt.api.rendering import header_list, header_value, json_response
-from orbyt.api.routes.chat import route_headers
+from orbyt.api.rendering import header_list, header_value, json_response, route_headers
 from orbyt.shared.errors import RateLimited
 
 ODD = [

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from orbyt.shared.errors import Disposition, InvalidRequest, RateLimited, UpstreamError
-from orbyt.worker.batchline import LineReply, _defer_for, output_line, unrun_line
+from orbyt.worker.batchline import NO_PUB, LineReply, _defer_for, output_line, unrun_line
 
 
 def _upstream(
@@ -29,7 +29,7 @@ def test_other_failures_are_final() -> None:
 
 
 async def test_line_reply_records_the_error() -> None:
-    reply = LineReply("chatcmpl-1", 1)
+    reply = LineReply(NO_PUB, "chatcmpl-1", 1)
     err = InvalidRequest("bad")
     await reply.fail(err)
     assert reply.error is err and reply.answer is None

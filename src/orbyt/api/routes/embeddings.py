@@ -7,24 +7,15 @@ worker's list body. The same exchange, queue and worker engine as chat serve it 
 
 from __future__ import annotations
 
-import time
-import uuid
 from typing import Any
 
-from fastapi import APIRouter, Request
-from starlette.requests import ClientDisconnect
+from fastapi import APIRouter
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
 from orbyt.api.auth import Principal
-from orbyt.api.byok import byok_map, seal_sidecar
-from orbyt.api.errors import render_exception
-from orbyt.api.exchange import Exchange, Sidecar
-from orbyt.api.ledger import Ledger
-from orbyt.api.rendering import send_whole
-from orbyt.api.routes.chat import allowed_plan, read_limited, route_headers, send_frame_error
+from orbyt.api.endpoint import QueuedEndpoint, allowed_plan, answer, new_job
 from orbyt.api.state import AppState
-from orbyt.shared.contract import EMBEDDINGS, ERROR, ChatJob, reply_channel
+from orbyt.shared.contract import EMBEDDINGS, ChatJob
 from orbyt.shared.embeddings import (
     EmbeddingsRequest,
     InputKind,
@@ -32,10 +23,9 @@ from orbyt.shared.embeddings import (
     embeddings_request_schema,
     parse_embeddings_request,
 )
-from orbyt.shared.errors import OrbytError
-from orbyt.shared.logs import request_id_var
 from orbyt.shared.providers import adapters
 from orbyt.shared.routing import known_providers, resolve_plan
+from orbyt.shared.wire import Extra
 
 PATH = "/v1/embeddings"
 
@@ -56,21 +46,16 @@ def build_job(
     check_embeddings_plan(plan, req, kind, st.catalog, providers)
     plan = allowed_plan(plan, principal)
     body.pop("extra", None)  # Orbyt's own field, and it may hold a BYOK key
-    timeout = extra.timeout if extra and extra.timeout else settings.default_timeout
-    return ChatJob(
-        rid=rid,
-        channel=reply_channel(rid),
-        body=body,
-        plan=plan,
-        strategy=(extra.provider if extra else None) or "ordered",
-        key_id=principal.key_id,
-        deadline=time.time() + timeout,
-        byok=bool(extra and extra.byok is not None),
-        retry=extra.retry if extra and extra.retry is not None else settings.default_retry,
-        stream=False,
-        include_usage=False,
-        kind=EMBEDDINGS,
-    )
+    job = new_job(st, rid, body, plan, extra, principal, stream=False)
+    job["kind"] = EMBEDDINGS
+    return job
+
+
+async def parse_and_build(
+    st: AppState, rid: str, raw: bytes, principal: Principal
+) -> tuple[ChatJob, Extra | None]:
+    body, req, kind = parse_embeddings_request(raw)
+    return build_job(st, rid, body, req, kind, principal), req.extra
 
 
 def openapi_operation() -> dict[str, Any]:
@@ -89,53 +74,6 @@ def openapi_operation() -> dict[str, Any]:
     }
 
 
-async def open_exchange(st: AppState, request: Request, rid: str) -> Exchange:
-    """Authenticate, parse and validate: the exchange that will serve the request."""
-    request.state.request_id = rid
-    request_id_var.set(rid)
-    settings = st.settings
-    principal = await st.auth.authenticate(
-        request.headers.get("authorization"), rid, hold_for=settings.default_timeout * 2
-    )
-    started = time.monotonic()
-    try:
-        raw = await read_limited(request, settings.max_body_bytes)
-        body, req, kind = parse_embeddings_request(raw)
-        job = build_job(st, rid, body, req, kind, principal)
-        byok_keys = byok_map(req.extra, job["plan"]) if job["byok"] and req.extra else None
-    except BaseException:
-        st.spawn(st.auth.release(principal, rid))
-        raise
-    ledger = Ledger(st, principal, rid, job["plan"][0], started)
-    sidecar: Sidecar | None = None
-    if byok_keys is not None:
-        try:
-            sidecar = seal_sidecar(settings, rid, byok_keys)
-        except OrbytError as err:
-            await ledger.close(err.status, None)
-            raise
-    return Exchange(st, job, sidecar, ledger, request.receive)
-
-
-class EmbeddingsEndpoint:
-    """The ASGI endpoint of POST /v1/embeddings (the app's state in `scope["app"]`)."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        st: AppState = scope["app"].state.orbyt
-        rid = uuid.uuid4().hex
-        try:
-            exchange = await open_exchange(st, Request(scope, receive), rid)
-            async with exchange:
-                frame = await exchange.start()  # a non-stream reply is one DONE frame
-                if frame.kind == ERROR:
-                    await send_frame_error(send, frame, rid)
-                else:
-                    await send_whole(send, 200, frame.payload, route_headers(rid, frame.meta))
-        except ClientDisconnect:  # gone before its body arrived: nobody to answer
-            return
-        except Exception as exc:  # nothing was sent yet: the one error mapper
-            await render_exception(exc, PATH, rid)(scope, receive, send)
-
-
+ENDPOINT = QueuedEndpoint(PATH, parse_and_build, answer)
 router = APIRouter()
-router.routes.append(Route(PATH, EmbeddingsEndpoint(), methods=["POST"], include_in_schema=False))
+router.routes.append(Route(PATH, ENDPOINT, methods=["POST"], include_in_schema=False))

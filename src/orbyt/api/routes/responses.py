@@ -15,68 +15,28 @@ Stored responses belong to the gateway key that made them: any other key gets a 
 
 from __future__ import annotations
 
-import time
-import uuid
+from functools import partial
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
 from redis.exceptions import RedisError
-from starlette.requests import ClientDisconnect
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
 from orbyt.api.auth import Principal
-from orbyt.api.byok import byok_map, seal_sidecar
-from orbyt.api.errors import render_exception
-from orbyt.api.exchange import ClientGone, Exchange, Sidecar, redis_unavailable
-from orbyt.api.ledger import Ledger
-from orbyt.api.rendering import send_whole
-from orbyt.api.routes.chat import (
-    SSE_HEADERS,
-    allowed_plan,
-    read_limited,
-    route_headers,
-    send_frame_error,
-)
+from orbyt.api.endpoint import QueuedEndpoint, allowed_plan, answer, new_job
+from orbyt.api.exchange import Exchange, redis_unavailable
 from orbyt.api.state import AppState
-from orbyt.shared import metrics
-from orbyt.shared.contract import DELTA, ERROR, Candidate, ChatJob, Frame, reply_channel
-from orbyt.shared.errors import NotFound, OrbytError
-from orbyt.shared.logs import request_id_var
+from orbyt.shared.contract import ERROR, RESPONSES, ChatJob, Frame
+from orbyt.shared.errors import OrbytError
 from orbyt.shared.responses import store
 from orbyt.shared.responses.events import count_events, failed_events
-from orbyt.shared.responses.output import ResponsesView
-from orbyt.shared.responses.request import (
-    RESPONSES_FIELDS,
-    ResponsesRequest,
-    echo_fields,
-    native_body,
-    to_chat,
-)
+from orbyt.shared.responses.prepare import chat_body, not_found, responses_view
+from orbyt.shared.responses.request import RESPONSES_FIELDS, ResponsesRequest
 from orbyt.shared.routing import resolve_plan
-from orbyt.shared.wire import check_fields, parse_body
+from orbyt.shared.wire import Extra, check_fields, parse_body
 
 PATH = "/v1/responses"
-
-
-def _not_found(response_id: str, param: str | None = None) -> NotFound:
-    shown = response_id if len(response_id) <= 140 and response_id.isprintable() else "given"
-    return NotFound(
-        f"Response with id '{shown}' not found.", param=param, code="response_not_found"
-    )
-
-
-def native_only(plan: list[Candidate], st: AppState) -> bool:
-    """Every route is OpenAI's own Responses API: any tool type OpenAI knows may be used."""
-    adapter = st.settings.provider("openai").adapter or "openai"
-    return adapter == "openai" and all(c["provider"] == "openai" for c in plan)
-
-
-def function_tools_only(body: dict[str, Any]) -> dict[str, Any]:
-    """The body the chat translation sees when only native routes serve it."""
-    tools = [t for t in body.get("tools") or [] if t.get("type") == "function"]
-    return {**body, "tools": tools}
 
 
 async def build_job(
@@ -87,128 +47,48 @@ async def build_job(
     extra = req.extra
     plan = allowed_plan(resolve_plan(req.model, extra, st.catalog, settings), principal)
     body.pop("extra", None)  # Orbyt's own field, and it may hold a BYOK key
-    history: list[dict[str, Any]] = []
-    history_items: list[dict[str, Any]] = []
+    record = None
     if req.previous_response_id:
         try:
             record = await store.load(st.redis, req.previous_response_id, principal.key_id)
         except (OSError, RedisError):
             raise redis_unavailable() from None
         if record is None:
-            raise _not_found(req.previous_response_id, "previous_response_id")
-        history, history_items = record["messages"], record.get("items", [])
-    chat = to_chat(function_tools_only(body) if native_only(plan, st) else body, history)
+            raise not_found(req.previous_response_id, "previous_response_id")
+    chat = chat_body(body, plan, settings, record["messages"] if record else [])
+    view = responses_view(rid, body, record)
     stream = bool(req.stream)
-    keep = req.store is not False
-    view = ResponsesView(
-        id=f"resp_{rid}",
-        created_at=int(time.time()),
-        echo=echo_fields(body),
-        store=keep,
-        skip=1 if body.get("instructions") else 0,
-        history=len(history_items),
-        request=native_body(body, history_items),
-    )
-    timeout = extra.timeout if extra and extra.timeout else settings.default_timeout
-    return ChatJob(
-        rid=rid,
-        channel=reply_channel(rid),
-        body=chat,
-        plan=plan,
-        strategy=(extra.provider if extra else None) or "ordered",
-        key_id=principal.key_id,
-        deadline=time.time() + timeout,
-        byok=bool(extra and extra.byok is not None),
-        retry=extra.retry if extra and extra.retry is not None else settings.default_retry,
-        stream=stream,
-        include_usage=False,
-        kind="responses",
-        responses=view,
-    )
+    job = new_job(st, rid, chat, plan, extra, principal, stream=stream)
+    job["kind"] = RESPONSES
+    job["responses"] = view
+    return job
 
 
-async def open_exchange(st: AppState, request: Request, rid: str) -> Exchange:
-    """Authenticate, parse and validate: the exchange that will serve the request."""
-    request.state.request_id = rid
-    request_id_var.set(rid)
-    settings = st.settings
-    principal = await st.auth.authenticate(
-        request.headers.get("authorization"), rid, hold_for=settings.default_timeout * 2
-    )
-    started = time.monotonic()
-    try:
-        raw = await read_limited(request, settings.max_body_bytes)
-        body, req = parse_body(raw, ResponsesRequest)
-        job = await build_job(st, rid, body, req, principal)
-        byok_keys = byok_map(req.extra, job["plan"]) if job["byok"] and req.extra else None
-    except BaseException:
-        st.spawn(st.auth.release(principal, rid))
-        raise
-    ledger = Ledger(st, principal, rid, job["plan"][0], started)
-    sidecar: Sidecar | None = None
-    if byok_keys is not None:
-        try:
-            sidecar = seal_sidecar(settings, rid, byok_keys)
-        except OrbytError as err:
-            await ledger.close(err.status, None)
-            raise
-    return Exchange(st, job, sidecar, ledger, request.receive)
+async def parse_and_build(
+    st: AppState, rid: str, raw: bytes, principal: Principal
+) -> tuple[ChatJob, Extra | None]:
+    body, req = parse_body(raw, ResponsesRequest)
+    return await build_job(st, rid, body, req, principal), req.extra
 
 
-class ResponsesEndpoint:
-    """The ASGI endpoint of POST /v1/responses (the app's state in `scope["app"]`)."""
+class ResponsesStream:
+    """Responses events: DELTA/DONE payloads are rendered events (counted, so a failure
+    can number its own events on); an ERROR frame or a broken reply ends with `error` and
+    `response.failed`, never `response.completed`."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        st: AppState = scope["app"].state.orbyt
-        rid = uuid.uuid4().hex
-        try:
-            exchange = await open_exchange(st, Request(scope, receive), rid)
-            async with exchange:
-                await answer(exchange, await exchange.start(), send)
-        except ClientDisconnect:  # gone before its body arrived: nobody to answer
-            return
-        except Exception as exc:  # nothing was sent yet: the one error mapper
-            await render_exception(exc, PATH, rid)(scope, receive, send)
+    def __init__(self, ex: Exchange, first: Frame) -> None:
+        self.view = ex.job["responses"]
+        self.model = str((first.meta or {}).get("model") or ex.job["plan"][0]["model"])
+        self.seq = 0  # events relayed so far: the next sequence number
 
+    def render(self, frame: Frame) -> bytes:
+        if frame.kind == ERROR:
+            return failed_events(self.view, self.model, self.seq, _error_of(frame.payload))
+        self.seq += count_events(frame.payload)
+        return frame.payload
 
-async def answer(ex: Exchange, first: Frame, send: Send) -> None:
-    rid = ex.job["rid"]
-    if first.kind == ERROR:
-        await send_frame_error(send, first, rid)
-    elif ex.job["stream"]:
-        await stream(ex, first, send)
-    else:  # a non-stream reply is one DONE frame: the Response
-        await send_whole(send, 200, first.payload, route_headers(rid, first.meta))
-
-
-async def stream(ex: Exchange, frame: Frame, send: Send) -> None:
-    headers = SSE_HEADERS + route_headers(ex.job["rid"], frame.meta)
-    view = ex.job["responses"]
-    model = str((frame.meta or {}).get("model") or ex.job["plan"][0]["model"])
-    seq = 0  # events relayed so far: the next sequence number
-    metrics.ACTIVE_STREAMS.inc()
-    try:
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        while True:
-            if frame.kind == ERROR:
-                body = failed_events(view, model, seq, _error_of(frame.payload))
-            else:
-                body = frame.payload
-                seq += count_events(body)
-            await send({"type": "http.response.body", "body": body, "more_body": True})
-            if frame.kind != DELTA:
-                break
-            try:
-                frame = await ex.next()
-            except OrbytError as err:  # the reply broke: said in-band, then the stream ends
-                body = failed_events(view, model, seq, err.body()["error"])
-                await send({"type": "http.response.body", "body": body, "more_body": True})
-                break
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-    except OSError:  # a server that raises on a write to a closed socket
-        raise ClientGone from None
-    finally:
-        metrics.ACTIVE_STREAMS.dec()
+    def broken(self, err: OrbytError) -> bytes:
+        return failed_events(self.view, self.model, self.seq, err.body()["error"])
 
 
 def _error_of(payload: bytes) -> dict[str, Any]:
@@ -219,8 +99,9 @@ def _error_of(payload: bytes) -> dict[str, Any]:
     return error if isinstance(error, dict) else {"message": "The response failed."}
 
 
+ENDPOINT = QueuedEndpoint(PATH, parse_and_build, partial(answer, dialect=ResponsesStream))
 router = APIRouter()
-router.routes.append(Route(PATH, ResponsesEndpoint(), methods=["POST"], include_in_schema=False))
+router.routes.append(Route(PATH, ENDPOINT, methods=["POST"], include_in_schema=False))
 
 
 async def _record(request: Request, response_id: str) -> tuple[AppState, str, dict[str, Any]]:
@@ -231,7 +112,7 @@ async def _record(request: Request, response_id: str) -> tuple[AppState, str, di
     except (OSError, RedisError):
         raise redis_unavailable() from None
     if record is None:
-        raise _not_found(response_id)
+        raise not_found(response_id)
     return st, principal.key_id, record
 
 
@@ -246,7 +127,7 @@ async def get_response(response_id: str, request: Request) -> dict[str, Any]:
 async def delete_response(response_id: str, request: Request) -> dict[str, Any]:
     st, owner, _ = await _record(request, response_id)
     if not await store.delete(st.redis, response_id, owner):
-        raise _not_found(response_id)
+        raise not_found(response_id)
     return {"id": response_id, "object": "response.deleted", "deleted": True}
 
 

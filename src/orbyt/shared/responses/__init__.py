@@ -7,6 +7,8 @@
 - `events`: the Responses stream (`response.created` ... `response.completed`) rendered
   from normalised chat chunks, with sequence numbers, as ready SSE bytes.
 - `store`: the Redis key names and record shape of stored responses.
+- `prepare`: a validated body, its plan and stored history → the job's chat body and view
+  (shared by `POST /v1/responses` and `/v1/responses` batch lines).
 
 The queued job carries `kind = "responses"` and a `responses` view (`ResponsesView`): the
 response id, creation time, echo fields and what to store.
