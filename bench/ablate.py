@@ -144,7 +144,7 @@ VARIANTS: dict[str, Variant] = {
         ),
         Variant(
             "redis-py-publisher",
-            "pipelined RESP publisher (shared/resp.py)",
+            "pipelined RESP publisher (shared/redis/fast.py)",
             "redis-py PUBLISH per frame, awaited in order",
             patch=_redis_py_publisher,
         ),

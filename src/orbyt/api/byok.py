@@ -1,5 +1,5 @@
 """BYOK on the API side: check the caller's keys and seal them into the side-car that is
-written with the job (`api.queue.enqueue`; DESIGN §5).
+written with the job (`shared.redis.queue.enqueue`; DESIGN §5).
 
 Key shape checks (PROVIDERS.md §7): key formats change, so they are strict only where a
 shape is unambiguous — a key that is distinctively another provider's, or a kind of key
