@@ -154,6 +154,21 @@ def new_job(
     )
 
 
+def queued_operation(
+    summary: str, description: str, operation_id: str, schema: dict[str, Any]
+) -> dict[str, Any]:
+    """The OpenAPI entry of a queued route (FastAPI documents only its own handlers)."""
+    return {
+        "summary": summary,
+        "description": description,
+        "operationId": operation_id,
+        "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
+        "responses": {
+            "200": {"description": "Successful Response", "content": {"application/json": {}}}
+        },
+    }
+
+
 class StreamDialect(Protocol):
     """How an endpoint's stream looks on the wire."""
 

@@ -25,6 +25,7 @@ from orbyt.api.keystore import KeyStore
 from orbyt.cli import devstate
 from orbyt.cli.errors import CliError
 from orbyt.cli.startup import load_settings
+from orbyt.shared.redis.clients import client
 from orbyt.shared.usage import day, read
 
 KEY_ID = re.compile(r"^(key|env)_[0-9a-z]{1,64}$")
@@ -53,7 +54,7 @@ def _run(action: Callable[[Redis], Awaitable[Any]]) -> Any:
 
     async def go() -> Any:
         try:
-            redis = Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
+            redis: Redis = client(url, socket_connect_timeout=5, socket_timeout=10)
         except ValueError as exc:
             raise CliError(f"bad Redis URL {_safe_url(url)}: {exc}") from None
         try:

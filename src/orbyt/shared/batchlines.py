@@ -23,10 +23,9 @@ from orbyt.shared.catalog import Catalog
 from orbyt.shared.contract import Candidate
 from orbyt.shared.embeddings import check_embeddings_plan, parse_embeddings_request
 from orbyt.shared.errors import InvalidRequest
-from orbyt.shared.providers import adapters
 from orbyt.shared.responses.prepare import chat_body
 from orbyt.shared.responses.request import RESPONSES_FIELDS, ResponsesRequest
-from orbyt.shared.routing import known_providers, resolve_plan
+from orbyt.shared.routing import provider_adapters, resolve_plan
 from orbyt.shared.settings import Settings
 from orbyt.shared.wire import Extra, check_fields, parse_body, parse_chat_request
 
@@ -69,9 +68,7 @@ def validate_embeddings(body: dict[str, Any], catalog: Catalog, settings: Settin
     """Validate an embeddings body as `POST /v1/embeddings` does; returns its model."""
     _, req, kind = parse_embeddings_request(orjson.dumps(body))
     plan = _routable(req.model, req.extra, catalog, settings)
-    found = adapters()
-    providers = {name: found[a] for name, a in known_providers(settings).items()}
-    check_embeddings_plan(plan, req, kind, catalog, providers)
+    check_embeddings_plan(plan, req, kind, catalog, provider_adapters(settings))
     return req.model
 
 

@@ -19,6 +19,7 @@ place per provider adapter (`map_error`) and in `worker.upstream` for transport 
 from __future__ import annotations
 
 import enum
+import re
 from typing import Any
 
 
@@ -99,6 +100,15 @@ class NotFound(OrbytError):
     status = 404
     type = "invalid_request_error"
     code = "not_found"
+
+
+_OWN_ID = re.compile(r"(file-|batch_|resp_)[0-9a-f]{8,64}(-[0-9]{1,9})?")
+
+
+def shown_id(value: str) -> str:
+    """An id as a 404 may repeat it: only when it has the shape of an id Orbyt issues, so a
+    key pasted where an id goes (or any other caller text) is never echoed back."""
+    return value if _OWN_ID.fullmatch(value) else "given"
 
 
 class RequestTooLarge(OrbytError):

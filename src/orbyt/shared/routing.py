@@ -6,12 +6,12 @@ Pure functions of (request, catalog, configuration, observed stats); no I/O.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from orbyt.shared.catalog import Catalog
 from orbyt.shared.contract import Candidate
 from orbyt.shared.errors import InvalidRequest
-from orbyt.shared.providers import adapters
+from orbyt.shared.providers import Adapter, adapters
 from orbyt.shared.settings import Settings
 from orbyt.shared.wire import Extra
 
@@ -25,6 +25,12 @@ def known_providers(settings: Settings) -> dict[str, str]:
     for name, cfg in settings.providers.items():
         names[name] = cfg.adapter or name
     return {n: a for n, a in names.items() if a in adapters()}
+
+
+def provider_adapters(settings: Settings) -> dict[str, Adapter[Any]]:
+    """provider name -> its adapter, for built-in adapters and configured upstreams."""
+    found = adapters()
+    return {name: found[a] for name, a in known_providers(settings).items()}
 
 
 def byok_providers(extra: Extra | None, primary_provider: str) -> set[str]:

@@ -211,13 +211,7 @@ class StreamAttempt(Attempt):
     def _timed_out(self) -> UpstreamError:
         started = self.renderer.content_started
         what = "stalled mid-stream" if started else "sent no first token in time"
-        return UpstreamError(
-            f"{self.provider}: upstream {what}",
-            status=504,
-            disposition=Disposition.FAILOVER,
-            code="upstream_timeout",
-            before_content=not self.reply.sent,
-        )
+        return timeout_error(self.provider, what, before_content=not self.reply.sent)
 
     async def _relay(self, resp: UpstreamResponse, timer: asyncio.Timeout) -> None:
         """Read the upstream body, normalise and publish it. `timer` is the first-token limit

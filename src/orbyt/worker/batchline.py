@@ -203,7 +203,7 @@ async def run_line(
         )  # fmt: skip
         tokens = (int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
         orbyt = {k: meta[k] for k in ("model", "provider", "attempts", "key_source")}
-        body = orjson.loads(payload)
+        body = orjson.Fragment(payload)  # the answer's JSON as rendered, not parsed again
         return LineOutcome(True, output_line(custom_id, rid, 200, body, orbyt), tokens, event)
     return _failed(batch, rid, line, reply, latency)
 

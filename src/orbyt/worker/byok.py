@@ -25,7 +25,8 @@ from orbyt.shared.secret import Secret
 from orbyt.shared.settings import Settings
 
 
-def _unavailable(reason: str) -> UpstreamError:
+def unavailable(reason: str) -> UpstreamError:
+    """The request's BYOK key cannot be used (final: never a silent switch to the pool)."""
     return UpstreamError(
         f"The BYOK key for this request is {reason}; send the request again.",
         status=400,
@@ -37,11 +38,11 @@ def _unavailable(reason: str) -> UpstreamError:
 async def take_byok(redis: Redis, settings: Settings, rid: str) -> dict[str, Secret]:
     blob = await redis.getdel(byok_key(rid))
     if blob is None:
-        raise _unavailable("no longer available (expired, cancelled or already used)")
+        raise unavailable("no longer available (expired, cancelled or already used)")
     try:
         return unseal(blob, settings.secrets(), rid)
     except SealError:
-        raise _unavailable(
+        raise unavailable(
             "unreadable by this worker (ORBYT_SECRET_KEY differs from the API's)"
         ) from None
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from orbyt.shared import metrics
 from orbyt.shared.errors import Disposition, UpstreamError
 from orbyt.shared.secret import Secret
+from orbyt.worker.byok import unavailable
 from orbyt.worker.deployments import Route
 from orbyt.worker.health import Health
 from orbyt.worker.policy import pick_key
@@ -22,13 +23,7 @@ async def choose_key(route: Route, byok: Mapping[str, Secret], health: Health) -
     if route.byok:
         key = byok.get(route.cand["provider"])
         if key is None:
-            raise UpstreamError(
-                "The BYOK key for this request is no longer available "
-                "(expired or already used); send the request again.",
-                status=400,
-                disposition=Disposition.FINAL,
-                code="byok_key_unavailable",
-            )
+            raise unavailable("no longer available (expired or already used)")
         return key
     if len(route.keys) <= 1:
         if (

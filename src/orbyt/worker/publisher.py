@@ -67,6 +67,13 @@ class Publisher:
             self.gone = True
             raise RedisLost(self._channel.decode()) from exc
 
+    def _next(self, kind: bytes, meta: FrameMeta | None, payload: bytes) -> bytes:
+        """The next frame, numbered; the caller writes it before its next await."""
+        frame = encode_frame(kind, self._seq, meta, payload)
+        self._seq += 1
+        self._last = asyncio.get_running_loop().time()
+        return frame
+
     async def _send(
         self, kind: bytes, meta: FrameMeta | None, payload: bytes, urgent: bool = True
     ) -> None:
@@ -74,9 +81,7 @@ class Publisher:
         if self.closed:
             return
         # numbering and writing happen with no await in between: frames leave in seq order
-        frame = encode_frame(kind, self._seq, meta, payload)
-        self._seq += 1
-        self._last = asyncio.get_running_loop().time()
+        frame = self._next(kind, meta, payload)
         try:
             (receivers,) = await publish(conn, self._channel, frame, urgent)
         except ConnectionError as exc:
@@ -90,9 +95,7 @@ class Publisher:
         """Announce the pickup. Its reply is checked by callback, so the upstream call
         starts without waiting for a Redis round trip (nobody listening cancels the job)."""
         conn = await self._connection()
-        frame = encode_frame(START, self._seq, meta, b"")
-        self._seq += 1
-        self._last = asyncio.get_running_loop().time()
+        frame = self._next(START, meta, b"")
         publish(conn, self._channel, frame, True).add_done_callback(self._on_reply)
         self._beat = asyncio.create_task(self._heartbeat())
 
@@ -107,9 +110,7 @@ class Publisher:
             return
         if self.closed:
             return
-        frame = encode_frame(DELTA, self._seq, None, payload)
-        self._seq += 1
-        self._last = asyncio.get_running_loop().time()
+        frame = self._next(DELTA, None, payload)
         publish(conn, self._channel, frame, False).add_done_callback(self._on_reply)
         if self.gone:
             raise ReplyGone(self._channel.decode())

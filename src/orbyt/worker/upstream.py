@@ -73,12 +73,16 @@ class MockTransport(httpx.AsyncBaseTransport):
         )
 
 
-def timeout_error(provider: str) -> UpstreamError:
+def timeout_error(
+    provider: str, what: str = "timed out", before_content: bool = True
+) -> UpstreamError:
+    """A silent upstream: fail over at once (a silent route is never retried)."""
     return UpstreamError(
-        f"{provider}: upstream timed out",
+        f"{provider}: upstream {what}",
         status=504,
         disposition=Disposition.FAILOVER,
         code="upstream_timeout",
+        before_content=before_content,
     )
 
 

@@ -27,7 +27,7 @@ from orbyt.shared.batchkeys import batch_input_object, file_object
 from orbyt.shared.batchlines import LINE_KINDS, Validated, validate_input
 from orbyt.shared.batchstate import BatchState, new_batch_id, render
 from orbyt.shared.contract import wake_channel
-from orbyt.shared.errors import InvalidRequest, NotFound, PermissionDenied
+from orbyt.shared.errors import InvalidRequest, NotFound, PermissionDenied, shown_id
 from orbyt.shared.filestore import FileMissing
 
 router = APIRouter()
@@ -53,6 +53,8 @@ def _parse(raw: bytes) -> CreateBatch:
     except ValidationError as exc:
         err = exc.errors(include_input=False, include_url=False)[0]
         param = ".".join(str(p) for p in err["loc"]) or None
+        if param is None:  # the body itself: not JSON, or nested too deep to parse
+            raise InvalidRequest("Request body is not valid JSON.", code="invalid_json") from None
         raise InvalidRequest(f"Invalid value for {param!r}: {err['msg']}.", param=param) from None
     if req.endpoint not in LINE_KINDS:
         raise InvalidRequest(
@@ -118,12 +120,14 @@ async def create_batch(request: Request) -> dict[str, Any]:
         )
     req = _parse(await request.body())
     if await batchfiles.get(st.redis, req.input_file_id, owner) is None:
-        raise NotFound(f"No such File object: {req.input_file_id}", param="input_file_id")
+        raise NotFound(f"No such File object: {shown_id(req.input_file_id)}", param="input_file_id")
     store = file_store(st)
     try:
         data = await store.get(file_object(req.input_file_id))
     except FileMissing:
-        raise NotFound(f"No such File object: {req.input_file_id}", param="input_file_id") from None
+        raise NotFound(
+            f"No such File object: {shown_id(req.input_file_id)}", param="input_file_id"
+        ) from None
     checked = await asyncio.to_thread(validate_input, data, req.endpoint, st.catalog, st.settings)
     record = _record(st, owner, req, checked, time.time())
     if not checked.errors:
@@ -149,7 +153,7 @@ async def list_batches(
 async def _owned(st: AppState, batch_id: str, owner: str) -> dict[str, str]:
     record = await batch_state(st).get(batch_id, owner)
     if record is None:
-        raise NotFound(f"No such Batch object: {batch_id}", param="batch_id")
+        raise NotFound(f"No such Batch object: {shown_id(batch_id)}", param="batch_id")
     return record
 
 

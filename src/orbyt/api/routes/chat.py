@@ -19,7 +19,7 @@ from fastapi import APIRouter
 from starlette.routing import Route
 
 from orbyt.api.auth import Principal
-from orbyt.api.endpoint import QueuedEndpoint, allowed_plan, answer, new_job
+from orbyt.api.endpoint import QueuedEndpoint, allowed_plan, answer, new_job, queued_operation
 from orbyt.api.exchange import Exchange
 from orbyt.api.state import AppState
 from orbyt.shared.contract import DELTA, DONE, ChatJob, Frame
@@ -62,19 +62,12 @@ async def parse_and_build(
 
 
 def openapi_operation() -> dict[str, Any]:
-    """The OpenAPI entry of the chat route (FastAPI documents only its own handlers)."""
-    return {
-        "summary": "Chat Completions",
-        "description": "OpenAI's chat completions, routed with fallbacks (`extra`).",
-        "operationId": "chat_completions_v1_chat_completions_post",
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": chat_request_schema()}},
-        },
-        "responses": {
-            "200": {"description": "Successful Response", "content": {"application/json": {}}}
-        },
-    }
+    return queued_operation(
+        "Chat Completions",
+        "OpenAI's chat completions, routed with fallbacks (`extra`).",
+        "chat_completions_v1_chat_completions_post",
+        chat_request_schema(),
+    )
 
 
 class ChatStream:

@@ -13,7 +13,7 @@ from fastapi import APIRouter
 from starlette.routing import Route
 
 from orbyt.api.auth import Principal
-from orbyt.api.endpoint import QueuedEndpoint, allowed_plan, answer, new_job
+from orbyt.api.endpoint import QueuedEndpoint, allowed_plan, answer, new_job, queued_operation
 from orbyt.api.state import AppState
 from orbyt.shared.contract import EMBEDDINGS, ChatJob
 from orbyt.shared.embeddings import (
@@ -23,8 +23,7 @@ from orbyt.shared.embeddings import (
     embeddings_request_schema,
     parse_embeddings_request,
 )
-from orbyt.shared.providers import adapters
-from orbyt.shared.routing import known_providers, resolve_plan
+from orbyt.shared.routing import provider_adapters, resolve_plan
 from orbyt.shared.wire import Extra
 
 PATH = "/v1/embeddings"
@@ -41,9 +40,7 @@ def build_job(
     settings = st.settings
     extra = req.extra
     plan = resolve_plan(req.model, extra, st.catalog, settings)
-    found = adapters()
-    providers = {name: found[a] for name, a in known_providers(settings).items()}
-    check_embeddings_plan(plan, req, kind, st.catalog, providers)
+    check_embeddings_plan(plan, req, kind, st.catalog, provider_adapters(settings))
     plan = allowed_plan(plan, principal)
     body.pop("extra", None)  # Orbyt's own field, and it may hold a BYOK key
     job = new_job(st, rid, body, plan, extra, principal, stream=False)
@@ -59,19 +56,12 @@ async def parse_and_build(
 
 
 def openapi_operation() -> dict[str, Any]:
-    """The OpenAPI entry of the embeddings route (FastAPI documents only its own handlers)."""
-    return {
-        "summary": "Embeddings",
-        "description": "OpenAI's embeddings, routed with fallbacks (`extra`).",
-        "operationId": "embeddings_v1_embeddings_post",
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": embeddings_request_schema()}},
-        },
-        "responses": {
-            "200": {"description": "Successful Response", "content": {"application/json": {}}}
-        },
-    }
+    return queued_operation(
+        "Embeddings",
+        "OpenAI's embeddings, routed with fallbacks (`extra`).",
+        "embeddings_v1_embeddings_post",
+        embeddings_request_schema(),
+    )
 
 
 ENDPOINT = QueuedEndpoint(PATH, parse_and_build, answer)

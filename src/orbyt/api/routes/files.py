@@ -15,7 +15,7 @@ from starlette.datastructures import UploadFile
 from orbyt.api.state import AppState
 from orbyt.shared import batchfiles
 from orbyt.shared.batchkeys import file_object
-from orbyt.shared.errors import InvalidRequest, NotFound, RequestTooLarge
+from orbyt.shared.errors import InvalidRequest, NotFound, RequestTooLarge, shown_id
 from orbyt.shared.filestore import FileMissing, FileStore, store_for
 
 router = APIRouter()
@@ -97,7 +97,9 @@ async def list_files(
 async def _owned(st: AppState, file_id: str, owner: str) -> dict[str, str]:
     record = await batchfiles.get(st.redis, file_id, owner)
     if record is None:
-        raise NotFound(f"No such File object: {file_id}", param="id", code="file_not_found")
+        raise NotFound(
+            f"No such File object: {shown_id(file_id)}", param="id", code="file_not_found"
+        )
     return record
 
 
@@ -116,7 +118,7 @@ async def file_content(request: Request, file_id: str) -> Response:
     except FileMissing:
         await batchfiles.delete(st.redis, file_store(st), file_id, owner)  # its bytes are gone
         raise NotFound(
-            f"No such File object: {file_id}", param="id", code="file_not_found"
+            f"No such File object: {shown_id(file_id)}", param="id", code="file_not_found"
         ) from None
     return Response(data, media_type="application/octet-stream")
 
@@ -125,5 +127,7 @@ async def file_content(request: Request, file_id: str) -> Response:
 async def delete_file(request: Request, file_id: str) -> dict[str, Any]:
     st, owner = await owner_of(request)
     if not await batchfiles.delete(st.redis, file_store(st), file_id, owner):
-        raise NotFound(f"No such File object: {file_id}", param="id", code="file_not_found")
+        raise NotFound(
+            f"No such File object: {shown_id(file_id)}", param="id", code="file_not_found"
+        )
     return {"id": file_id, "object": "file", "deleted": True}

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from orbyt.shared.contract import Candidate
-from orbyt.shared.errors import NotFound
+from orbyt.shared.errors import NotFound, shown_id
 from orbyt.shared.responses.output import ResponsesView
 from orbyt.shared.responses.request import echo_fields, native_body, to_chat
 from orbyt.shared.settings import Settings
@@ -22,9 +22,10 @@ Json = dict[str, Any]
 
 def not_found(response_id: str, param: str | None = None) -> NotFound:
     """A stored response that does not exist, or belongs to another gateway key."""
-    shown = response_id if len(response_id) <= 140 and response_id.isprintable() else "given"
     return NotFound(
-        f"Response with id '{shown}' not found.", param=param, code="response_not_found"
+        f"Response with id '{shown_id(response_id)}' not found.",
+        param=param,
+        code="response_not_found",
     )
 
 

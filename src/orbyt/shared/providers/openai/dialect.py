@@ -84,9 +84,10 @@ class OpenAIDialect(ABC, Generic[StateT]):
     def new_stream_state(self, body: Json, target: Target) -> StateT: ...
 
     def parse_event(self, event: SSEEvent, state: StateT) -> list[Json]:
-        data = event.data.strip() if self.strip_event_data else event.data
-        if not data.strip():  # keep-alive: blank data is skipped
+        stripped = event.data.strip()
+        if not stripped:  # keep-alive: blank data is skipped
             return []
+        data = stripped if self.strip_event_data else event.data
         if data.startswith("[DONE]"):
             state.done = True
             return []
