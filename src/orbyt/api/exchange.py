@@ -12,6 +12,18 @@ read by then): a disconnect wakes whatever the exchange waits for (pickup, first
 next frame, a non-stream answer), the job is called off at once, and the block ends
 quietly (`ClientGone` is swallowed; nothing is logged as an error, nothing is sent).
 
+Resuming (DESIGN §6.2, `shared.redis.hub`): when the hub re-subscribes after a lost
+connection, or a frame arrives past the next expected sequence (frames were lost), the
+exchange asks on the resume channel (`<seq>|<channel>`, repeated every `RESUME_ASK_EVERY`
+seconds while nothing in order arrives) for a replay from the next sequence it expects —
+its own count, never the worker's view of what was published. Frames below it are
+duplicates and dropped; frames past it wait for the replay. If nothing in order arrives
+within `reply_resume_s` of the loss, the request ends with `reply_lost` (never a hang,
+never a gap). A job not yet started when the outage began gets the pickup timeout (from
+the re-subscription) for a worker to answer with its start frame; then it is withdrawn,
+and if it is no longer in the queue (a non-persistent queue Redis restarted) the request
+ends with a 503 `queue_lost` (it never ran; retrying it is safe).
+
 Errors leave as `OrbytError`s for the caller to render; a DONE or ERROR frame is written
 to the ledger before it is returned, so the caller's concurrency slot is free before the
 client sees the end of the answer.
@@ -31,12 +43,26 @@ from orbyt.api.ledger import Ledger
 from orbyt.api.rendering import frame_status
 from orbyt.api.state import AppState
 from orbyt.shared import metrics
-from orbyt.shared.contract import DELTA, DONE, ERROR, HEARTBEAT, START, ChatJob, Frame, decode_frame
+from orbyt.shared.contract import (
+    DELTA,
+    DONE,
+    ERROR,
+    HEARTBEAT,
+    RESUME_CHANNEL,
+    START,
+    ChatJob,
+    Frame,
+    decode_frame,
+)
 from orbyt.shared.errors import GatewayTimeout, OrbytError, ServiceUnavailable
 from orbyt.shared.redis import queue
-from orbyt.shared.redis.hub import Subscription, SubscriptionFailed
+from orbyt.shared.redis.fast import publish
+from orbyt.shared.redis.hub import Subscription, SubscriptionFailed, SubscriptionResumed
 
 log = logging.getLogger("orbyt.api")
+
+RESUME_ASK_EVERY = 0.25  # seconds between resume requests while nothing in order arrives
+_RESUME = RESUME_CHANNEL.encode()
 
 Sidecar = tuple[str, bytes, int]  # (key, sealed blob, TTL ms), see api.byok.seal_sidecar
 
@@ -51,6 +77,14 @@ def redis_unavailable() -> ServiceUnavailable:
 
 def reply_lost(reason: str) -> ServiceUnavailable:
     return ServiceUnavailable(f"The reply stream broke: {reason}.", code="reply_lost")
+
+
+def queue_lost() -> ServiceUnavailable:
+    return ServiceUnavailable(
+        "The request was waiting in the queue when the gateway lost Redis, and no worker "
+        "had started it; it was not run. Retry it.",
+        code="queue_lost",
+    )
 
 
 def worker_lost() -> GatewayTimeout:
@@ -73,6 +107,9 @@ class Exchange:
         self._receive = receive
         self._sub: Subscription | None = None
         self._seq = 0
+        self._resume_by: float | None = None  # resuming: give up at this monotonic time
+        self._asked = 0.0  # when the last resume request went out
+        self._resumed = False  # the reply was resumed at least once
         self._queued = False  # the job may exist: call it off unless settled
         self._settled = False  # a worker ended it, or it was withdrawn
         self.gone = False
@@ -166,6 +203,8 @@ class Exchange:
                 )
             except (OSError, RedisError):
                 raise redis_unavailable() from None
+            if self._resumed and not withdrawn and self._seq == 0:
+                raise queue_lost() from None  # the queue Redis restarted without it
             if withdrawn:
                 self._settled = True
                 raise ServiceUnavailable(
@@ -182,24 +221,78 @@ class Exchange:
         metrics.PICKUP_SECONDS.observe(time.monotonic() - started)
 
     async def _frame(self, timeout: float | None) -> Frame:
-        """The next frame in order, heartbeats skipped; TimeoutError if none comes in time."""
-        assert self._sub is not None
+        """The next frame in order, heartbeats and duplicates skipped, a lost stretch asked
+        for again (module docstring); TimeoutError if none comes in time."""
+        sub = self._sub
+        assert sub is not None
+        wait = timeout or self._st.settings.heartbeat_timeout
         while True:
             self._check_client()
             try:
-                data = await self._sub.next(timeout or self._st.settings.heartbeat_timeout)
+                data = await sub.next(RESUME_ASK_EVERY if self._resuming(sub) else wait)
             except SubscriptionFailed as exc:
                 self._check_client()
                 raise reply_lost(str(exc)) from None
+            except SubscriptionResumed:
+                self._resumed = True
+                window = self._st.settings.reply_resume_s
+                if self._seq == 0:  # not started yet: the pickup timeout, from now
+                    window = min(window, time.monotonic() - _mono(sub.lost_at) + wait)
+                self._resume_by = _mono(sub.lost_at) + window
+                await self._ask()
+                continue
+            except TimeoutError:
+                await self._still_resuming(sub)
+                continue
             try:
                 frame = decode_frame(data)
             except ValueError:
                 raise reply_lost("malformed reply frame") from None
             if frame.seq != self._seq:
-                raise reply_lost(f"reply frames lost (expected {self._seq}, got {frame.seq})")
+                if frame.seq < self._seq:
+                    continue  # replayed, already seen
+                if self._resume_by is None:  # a stretch was lost: have it replayed
+                    self._resume_by = time.monotonic() + self._st.settings.reply_resume_s
+                await self._ask()
+                continue
             self._seq += 1
+            self._resume_by = None
             if frame.kind != HEARTBEAT:
                 return frame
+
+    async def _still_resuming(self, sub: Subscription) -> None:
+        """Nothing in order came in time: ask again while a resume may still succeed; raise
+        TimeoutError (not resuming, or a pickup that gives up) or `reply_lost` otherwise."""
+        window = self._st.settings.reply_resume_s
+        if sub.resuming:  # the hub is reconnecting (it fails `sub` past its own window)
+            if time.monotonic() - _mono(sub.lost_at) < window:
+                return
+            raise reply_lost(_not_resumed(window))
+        if self._resume_by is None:
+            raise TimeoutError
+        if time.monotonic() >= self._resume_by:
+            if self._seq == 0:
+                raise TimeoutError  # the pickup gives up (and withdraws the job)
+            raise reply_lost(_not_resumed(window))
+        await self._ask()
+
+    def _resuming(self, sub: Subscription) -> bool:
+        return self._resume_by is not None or sub.resuming
+
+    async def _ask(self) -> None:
+        """Ask (on the resume channel) for the frames from the next expected one, at most
+        every RESUME_ASK_EVERY seconds; a failure is retried by the next ask."""
+        now = time.monotonic()
+        if now - self._asked < RESUME_ASK_EVERY:
+            return
+        self._asked = now
+        fast = self._st.fast
+        try:
+            conn = fast.current() or await fast.connection()
+        except ConnectionError:
+            return
+        message = b"%d|%s" % (self._seq, self.job["channel"].encode())
+        publish(conn, _RESUME, message).add_done_callback(_retrieve)
 
     def _check_client(self) -> None:
         if self.gone:
@@ -225,3 +318,18 @@ class Exchange:
             log.warning("could not call off request %s: %s", rid, type(exc).__name__)
             return
         log.info("request %s called off (%s)", rid, "withdrawn" if withdrawn else "cancelled")
+
+
+def _mono(loop_time: float) -> float:
+    """A loop time as `time.monotonic()` (asyncio's default clock; uvloop's differs by a
+    constant, measured here)."""
+    return loop_time - asyncio.get_running_loop().time() + time.monotonic()
+
+
+def _not_resumed(window: float) -> str:
+    return f"the gateway lost Redis and could not resume the reply within {window:g} s"
+
+
+def _retrieve(future: asyncio.Future[list[object]]) -> None:
+    if not future.cancelled():
+        future.exception()

@@ -58,6 +58,9 @@ def byok_key(rid: str) -> str:
 
 
 CANCEL_CHANNEL = "orbyt:cancel"
+# the API asks for reply frames again after a Redis outage: message `<seq>|<reply channel>`,
+# answered by the worker holding that reply (`worker.publisher.Replays`)
+RESUME_CHANNEL = "orbyt:resume"
 
 
 def wake_channel(queue: str) -> str:

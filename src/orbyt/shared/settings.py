@@ -115,6 +115,10 @@ class Settings(BaseSettings):
     heartbeat_interval: float = 1.0
     heartbeat_timeout: float = 5.0  # API: no frame for this long mid-request -> error
     reply_queue_frames: int = 4096  # per-request bound; a client this far behind is dropped
+    # in-flight replies survive a Redis outage this long (0: end them at once); both sides
+    reply_resume_s: float = Field(10.0, ge=0)
+    # worker: reply frames kept per request for resuming (oldest dropped past this)
+    reply_replay_bytes: int = Field(1 << 20, ge=0)
     worker_max_jobs: int = 2000
     worker_poll_delay: float = 0.25  # fallback poll; enqueue wakes workers at once
     # aiohttp relays streams at ~2x httpx's CPU efficiency here (bench/README.md); httpx

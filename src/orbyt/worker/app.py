@@ -17,14 +17,21 @@ import orjson
 from redis.exceptions import RedisError
 
 from orbyt.shared import metrics, tracing
-from orbyt.shared.contract import CANCEL_CHANNEL, JOB_FUNCTION, ChatJob, wake_channel
+from orbyt.shared.contract import (
+    CANCEL_CHANNEL,
+    JOB_FUNCTION,
+    RESUME_CHANNEL,
+    ChatJob,
+    wake_channel,
+)
 from orbyt.shared.redis import queue, roles
 from orbyt.shared.redis.arq_fence import ArqRedis, Worker, func
 from orbyt.shared.redis.clients import client
-from orbyt.shared.redis.hub import PubSubHub, SubscriptionFailed
+from orbyt.shared.redis.hub import PubSubHub, SubscriptionFailed, SubscriptionResumed
 from orbyt.shared.settings import Settings, get_settings
 from orbyt.worker.batch import BatchRunner
 from orbyt.worker.context import WorkerContext, serve_metrics
+from orbyt.worker.publisher import Replays
 from orbyt.worker.serve import serve
 
 log = logging.getLogger("orbyt.worker")
@@ -80,6 +87,15 @@ class OrbytWorker(Worker):
             serve_metrics(self.settings)
             self._traced = tracing.setup("orbyt-worker")
             self._context = WorkerContext.create(self.settings, self.pool)
+            if self.settings.reply_resume_s > 0:  # reply frames kept for resuming
+                link = self._context.publisher
+                live = roles.liveness(self.settings)
+                link.replays = Replays(
+                    link,
+                    self.settings.reply_resume_s,
+                    self.settings.reply_replay_bytes,
+                    linger=live.ping_interval + live.dead_after + 1.0,
+                )
         if self.batch is None and self.settings.batch_concurrency > 0:
             state = self._context.state or self.pool  # batches live in the state role
             self.batch = BatchRunner(self._context, state, lambda: self.allow_pick_jobs)
@@ -113,14 +129,21 @@ class OrbytWorker(Worker):
         """Wake-ups and cancellations, on one hardened pub/sub connection (`PubSubHub`: idle
         PING, a half-open connection replaced within seconds); each channel resubscribes
         after a failure, and a resubscribed wake-up channel polls at once (jobs enqueued
-        meanwhile are not left waiting for the fallback poll)."""
-        hub = PubSubHub(roles.queue_url(self.settings), 100_000, roles.liveness(self.settings))
+        meanwhile are not left waiting for the fallback poll). The resume channel carries
+        the API's requests to replay reply frames after an outage (`publisher.Replays`)."""
+        hub = PubSubHub(
+            roles.queue_url(self.settings),
+            100_000,
+            roles.liveness(self.settings),
+            resume=self.settings.reply_resume_s,
+        )
         batch = self.settings.batch_queue
         try:
             await asyncio.gather(
                 self._follow(hub, wake_channel(self.queue_name), lambda _: self._wake.set()),
                 self._follow(hub, wake_channel(batch), lambda _: self._wake_batch()),
                 self._follow(hub, CANCEL_CHANNEL, self._cancel),
+                self._follow(hub, RESUME_CHANNEL, self._resume),
             )
         finally:
             await hub.close()
@@ -128,6 +151,11 @@ class OrbytWorker(Worker):
     def _cancel(self, rid: str) -> None:
         if rid:
             self.context.jobs.cancel(rid)
+
+    def _resume(self, message: str) -> None:
+        replays: Replays | None = self.context.publisher.replays
+        if message and replays is not None:
+            replays.resume(message)
 
     def _wake_batch(self) -> None:
         if self.batch is not None:
@@ -142,8 +170,12 @@ class OrbytWorker(Worker):
                 if again:  # resubscribed: whatever was published meanwhile is looked at
                     handle("")
                 while True:
-                    with contextlib.suppress(TimeoutError):
+                    try:
                         handle((await sub.next(3600)).decode())
+                    except TimeoutError:
+                        pass
+                    except SubscriptionResumed:  # back after an outage: look again
+                        handle("")
             except (SubscriptionFailed, ConnectionError, TimeoutError) as exc:
                 log.info("worker pub/sub on %s interrupted (%s); resubscribing", channel, exc)
                 again = True

@@ -6,14 +6,21 @@ with no running task yet is remembered for `memory` seconds (bounded), because t
 can race the claim: published after the Lua claim took the job, before its task registered.
 The job then checks `cancelled(rid)` when it starts (`register`) and once more right before
 its first upstream call, so such a job never calls the upstream.
+
+A rid that runs here, or ran here within `memory` seconds, is never started again: after a
+failover to a Redis replica that had not yet seen the claim, the same job may be claimed a
+second time (a job claimed by another worker is not covered: see README, Redis outages).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import OrderedDict
 from typing import Any
+
+log = logging.getLogger("orbyt.worker")
 
 
 class JobCancelled(Exception):
@@ -24,6 +31,7 @@ class Jobs:
     def __init__(self, memory: float = 60.0, limit: int = 10_000) -> None:
         self._running: dict[str, asyncio.Task[Any]] = {}
         self._recent: OrderedDict[str, float] = OrderedDict()  # rid -> monotonic time
+        self._ran: OrderedDict[str, float] = OrderedDict()  # rids that ran here, when they ended
         self._memory = memory
         self._limit = limit
 
@@ -31,11 +39,28 @@ class Jobs:
         """Track a starting job; False if it was already cancelled (it must not start)."""
         if self.cancelled(rid):
             return False
+        if rid in self._running or self._ran_lately(rid):
+            log.warning("request %s was claimed again (a Redis failover?); not run twice", rid)
+            return False
         self._running[rid] = task
         return True
 
     def unregister(self, rid: str) -> None:
-        self._running.pop(rid, None)
+        if self._running.pop(rid, None) is not None:
+            self._ran[rid] = time.monotonic()
+            self._ran.move_to_end(rid)
+            while len(self._ran) > self._limit:
+                self._ran.popitem(last=False)
+
+    def _ran_lately(self, rid: str) -> bool:
+        ran = self._ran
+        now = time.monotonic()
+        while ran:
+            oldest, at = next(iter(ran.items()))
+            if now - at < self._memory:
+                break
+            del ran[oldest]
+        return rid in ran
 
     def cancel(self, rid: str) -> None:
         """Cancel the job `rid`: its task if it runs here, else remember the rid."""

@@ -31,6 +31,9 @@ class PipelinedConnection(Link):
     """Batches of commands over one connection; a lost connection fails every batch still
     owed a reply at once, and the next use reconnects."""
 
+    # a worker's reply frames kept for resuming (`worker.publisher.Replays`); None: off
+    replays: Any = None
+
     def new_conn(self, writer: asyncio.StreamWriter) -> Conn:
         conn = super().new_conn(writer)
         conn.pending = deque()

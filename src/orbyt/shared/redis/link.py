@@ -13,7 +13,9 @@ What every link guarantees:
   reconnects: callers share one attempt, and failed attempts are spaced by a jittered
   exponential backoff (at most `backoff_cap`, so Redis back means requests back within it);
 - the reader never raises: a protocol error ends the link, an unexpected reply is logged and
-  skipped by the subclass.
+  skipped by the subclass;
+- an outage is dated: `lost_at` is when the latest one began (the connection lost, or a first
+  attempt failed with none live), the clock the reply-resume grace windows run on.
 
 Writes coalesce: commands queued in one loop iteration leave in one write; non-urgent ones
 may wait `coalesce` seconds so a busy worker makes hundreds of writes a second, not one per
@@ -152,6 +154,8 @@ class Link:
         self._attempt: asyncio.Task[Conn] | None = None
         self._failures = 0
         self._retry_at = 0.0
+        self.lost_at = -1e18  # loop time the latest outage began (module docstring)
+        self._down = False  # within an outage: no live connection since `lost_at`
 
     def current(self) -> Conn | None:
         """The live connection, if there is one (no await)."""
@@ -170,6 +174,17 @@ class Link:
             attempt.add_done_callback(_retrieve)
         return await asyncio.shield(attempt)
 
+    def reconnect_soon(self) -> None:
+        """Start (or keep) an attempt to connect without waiting for it."""
+        if self.current() is None and (self._attempt is None or self._attempt.done()):
+            self._attempt = asyncio.create_task(self._connect())
+            self._attempt.add_done_callback(_retrieve)
+
+    def _outage(self, now: float) -> None:
+        if not self._down:
+            self._down = True
+            self.lost_at = now
+
     async def _connect(self) -> Conn:
         loop = asyncio.get_running_loop()
         wait = self._retry_at - loop.time()
@@ -178,6 +193,7 @@ class Link:
         try:
             reader, writer = await open_connection(self._opts, self._manager)
         except (OSError, TimeoutError, RedisError) as exc:
+            self._outage(loop.time())
             self._failures += 1
             delay = min(self._live.backoff_cap, self._live.backoff_base * 2**self._failures)
             self._retry_at = loop.time() + delay * random.uniform(0.5, 1.0)
@@ -187,6 +203,7 @@ class Link:
         if self._failures:
             log.info("reconnected to %s", self.name)
         self._failures = 0
+        self._down = False
         writer.transport.set_write_buffer_limits(high=self._live.buffer_limit)
         conn = self._conn = self.new_conn(writer)
         conn.timer = loop.call_later(self._live.ping_interval, self._tick, conn)
@@ -248,6 +265,7 @@ class Link:
             conn.timer.cancel()
         if self._conn is conn:
             self._conn = None
+            self._outage(asyncio.get_running_loop().time())
         conn.abort()
         self.lost(conn, error)
 
