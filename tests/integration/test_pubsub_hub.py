@@ -139,7 +139,7 @@ async def test_a_subscription_not_resumed_within_the_window_fails_clearly() -> N
             await reader
         assert sub.resuming
         started = asyncio.get_running_loop().time()
-        with pytest.raises(SubscriptionFailed, match="could not resume within 0.6 s"):
+        with pytest.raises(SubscriptionFailed, match=r"could not resume within 0\.6 s"):
             while asyncio.get_running_loop().time() - started < 3:
                 with contextlib.suppress(TimeoutError):
                     await sub.next(0.1)
@@ -153,7 +153,7 @@ async def test_a_subscription_not_resumed_within_the_window_fails_clearly() -> N
 async def test_next_times_out_from_each_call_with_one_timer(
     hub: tuple[PubSubHub, Redis],
 ) -> None:
-    h, redis = hub
+    h, _ = hub
     sub = await h.subscribe("orbyt:reply:t")
     loop = asyncio.get_running_loop()
     for i in range(20):  # a frame each wait: one timer armed, never a timeout
