@@ -51,7 +51,7 @@ from orbyt.shared.contract import (
     encode_frame,
 )
 from orbyt.shared.redis.fast import PipelinedConnection, publish
-from orbyt.shared.redis.link import Conn, command
+from orbyt.shared.redis.link import Conn
 
 log = logging.getLogger("orbyt.worker")
 
@@ -300,9 +300,8 @@ class Publisher:
                 self._size -= len(frames.popleft())
                 self._first += 1
             out = list(islice(frames, seq - self._first, None))
-        if out:
-            batch = [command(b"PUBLISH", self._channel, frame) for frame in out]
-            PipelinedConnection.send(conn, *batch).add_done_callback(_retrieve)
+        for frame in out:  # one write for all of them (queued in this iteration)
+            publish(conn, self._channel, frame).add_done_callback(_retrieve)
 
     async def done(self, meta: RouteMeta, payload: bytes = b"") -> None:
         await self._send(DONE, meta, payload)

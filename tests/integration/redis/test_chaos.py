@@ -1,9 +1,10 @@
 """Chaos: real redis-servers, real API and worker processes, Redis misbehaving under
 streaming load. Each scenario is bounded (tens of concurrent streams — 30 to 50 rather than
-200, so the suite stays within about a minute on a 2-core machine) and judges every request
-on its own: a complete answer or a clear error, never a hang past its deadline, never a
-truncated success (`load.judge`). No log line of any process may mean a bug. TLS with a
-private CA: `test_tls.py`; Sentinel failover: `test_sentinel.py`."""
+200, so the suite stays within about a minute on a 2-core machine; 200 streams through an
+outage: `test_resume.py`) and judges every request on its own: a complete answer or a clear
+error, never a hang past its deadline, never a truncated success (`load.judge`). No log
+line of any process may mean a bug. TLS with a private CA: `test_tls.py`; Sentinel
+failover: `test_sentinel.py`."""
 
 from __future__ import annotations
 
@@ -72,7 +73,8 @@ def test_half_open_connections_are_noticed_and_replaced(fakes: Fakes) -> None:
                 fakes.primary.default = SLOW
                 threading.Timer(0.7, proxy.freeze).start()
                 counts = judge(streams(gw, "half-open", 40), tokens(0, 40))
-                assert counts["error"] > 0  # the freeze hit streams in flight
+                # the freeze hit streams in flight: noticed, reconnected, resumed (issue 11)
+                assert counts["ok"] >= 39, counts
                 took = recovers(gw, tokens(0, 40), budget=10)
                 assert judge(streams(gw, "after", 20), tokens(0, 40)) == {"ok": 20, "error": 0}
                 clean_logs(gw)
@@ -93,10 +95,11 @@ def test_each_role_restarts_on_its_own(fakes: Fakes) -> None:
             threading.Timer(0.7, lambda: state.restart(keep_data=True)).start()
             during_state = judge(streams(gw, "state", 30), tokens(0, 40))
             assert during_state == {"ok": 30, "error": 0}
-            # the queue Redis restarting ends streams in flight with a clear error
+            # the queue Redis restarting: streams in flight resume (issue 11; a stream not
+            # yet enqueued when it went away may end with a clear 503)
             threading.Timer(0.7, queue.restart).start()
             during_queue = judge(streams(gw, "queue", 30), tokens(0, 40))
-            assert during_queue["error"] > 0
+            assert during_queue["ok"] >= 29, during_queue
             took = recovers(gw, tokens(0, 40), budget=8)
             assert all(p.poll() is None for p in gw.apis + gw.workers)
             clean_logs(gw)

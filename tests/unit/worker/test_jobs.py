@@ -55,3 +55,14 @@ async def test_unregistered_jobs_are_no_longer_cancelled_through_their_task() ->
     jobs.cancel("r1")
     assert not task.cancelled()
     task.cancel()
+
+
+async def test_a_job_claimed_again_never_runs_twice() -> None:
+    jobs = Jobs()
+    task = asyncio.create_task(_forever())
+    assert jobs.register("r1", task)
+    assert not jobs.register("r1", task)  # claimed again while it runs here
+    jobs.unregister("r1")
+    assert not jobs.register("r1", task)  # ... or just after it ran here
+    assert jobs.register("r2", task)
+    task.cancel()

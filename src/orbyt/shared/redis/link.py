@@ -121,7 +121,13 @@ class Conn:
         if not out or self.closed:
             return
         transport = self.writer.transport
-        transport.write(b"".join(out))
+        if transport.is_closing():  # lost just now: the reader fails what is owed
+            return
+        try:
+            transport.write(b"".join(out))
+        except (RuntimeError, OSError):  # closed under us (uvloop raises): same
+            self.abort()
+            return
         size = transport.get_write_buffer_size()
         self.backlogged = size > self.limit
         if size > 4 * self.limit:
