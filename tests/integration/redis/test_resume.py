@@ -89,7 +89,7 @@ def gateway(fakes: Fakes, state: RedisServer, queue: RedisServer, **env: str) ->
     )
 
 
-@pytest.mark.parametrize("down", [2.5])
+@pytest.mark.parametrize("down", [2.5, 5.0])
 def test_streams_survive_a_queue_redis_restart(fakes: Fakes, down: float) -> None:
     fakes.reset()
     fakes.primary.default = Reply(tokens=60, per_token=0.05)
