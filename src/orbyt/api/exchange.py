@@ -229,7 +229,8 @@ class Exchange:
         while True:
             self._check_client()
             try:
-                data = await sub.next(RESUME_ASK_EVERY if self._resuming(sub) else wait)
+                resuming = self._resume_by is not None or sub.resuming
+                data = await sub.next(RESUME_ASK_EVERY if resuming else wait)
             except SubscriptionFailed as exc:
                 self._check_client()
                 raise reply_lost(str(exc)) from None
@@ -275,9 +276,6 @@ class Exchange:
                 raise TimeoutError  # the pickup gives up (and withdraws the job)
             raise reply_lost(_not_resumed(window))
         await self._ask()
-
-    def _resuming(self, sub: Subscription) -> bool:
-        return self._resume_by is not None or sub.resuming
 
     async def _ask(self) -> None:
         """Ask (on the resume channel) for the frames from the next expected one, at most

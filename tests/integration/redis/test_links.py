@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from orbyt.cli.embedded_redis import free_port
 from orbyt.shared.redis.fast import PipelinedConnection
-from orbyt.shared.redis.hub import PubSubHub, SubscriptionFailed
+from orbyt.shared.redis.hub import PubSubHub, SubscriptionFailed, SubscriptionResumed
 from orbyt.shared.redis.link import Liveness, command
 from tests.gateway import RedisServer
 from tests.integration.redis.proxy import Proxy
@@ -73,7 +73,7 @@ async def test_a_slow_redis_is_not_a_dead_one(proxy: Proxy) -> None:
         await conn.close()
 
 
-async def test_hub_fails_subscriptions_on_half_open_and_serves_new_ones(
+async def test_hub_resumes_subscriptions_on_half_open_and_serves_new_ones(
     proxy: Proxy, redis_server: RedisServer
 ) -> None:
     url = proxy.url(db=0)
@@ -85,16 +85,37 @@ async def test_hub_fails_subscriptions_on_half_open_and_serves_new_ones(
         assert await sub.next(2) == b"one"
         proxy.freeze()
         started = time.monotonic()
-        with pytest.raises(SubscriptionFailed, match="lost its connection"):
+        # noticed, reconnected, re-subscribed (issue 11): the reader is told once, to ask
+        # its publisher for what it may have missed
+        with pytest.raises(SubscriptionResumed):
             await sub.next(5)
         assert time.monotonic() - started < 1.5
-        again = await hub.subscribe("orbyt:test:a", timeout=2)  # Redis reachable: works
         # Redis still counts the silent connection's subscription (it cannot know)
         assert await direct.publish("orbyt:test:a", b"two") == 2
-        assert await again.next(2) == b"two"
+        assert await sub.next(2) == b"two"
+        new = await hub.subscribe("orbyt:test:c", timeout=2)  # Redis reachable: works
+        assert await direct.publish("orbyt:test:c", b"three") == 1
+        assert await new.next(2) == b"three"
     finally:
         await hub.close()
         await direct.aclose()
+
+
+async def test_hub_with_resume_off_fails_subscriptions_on_half_open(
+    proxy: Proxy, redis_server: RedisServer
+) -> None:
+    hub = PubSubHub(proxy.url(db=0), 16, QUICK, resume=0)
+    try:
+        sub = await hub.subscribe("orbyt:test:d")
+        proxy.freeze()
+        started = time.monotonic()
+        with pytest.raises(SubscriptionFailed, match="lost its connection"):
+            await sub.next(5)
+        assert time.monotonic() - started < 1.5
+        again = await hub.subscribe("orbyt:test:d", timeout=2)
+        assert again is not sub
+    finally:
+        await hub.close()
 
 
 async def test_hub_subscribe_while_redis_is_down_fails_fast() -> None:
