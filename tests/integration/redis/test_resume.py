@@ -7,7 +7,10 @@ redis-servers, real API and worker processes, the queue Redis killed under load.
   logged an error;
 - an outage longer than the resume window: every request in flight ends with a clear
   error within the window plus a few seconds, none hangs; new requests succeed once Redis
-  is back.
+  is back;
+- frames no longer in the worker's replay buffer: a clear error, never a gap;
+- jobs still queued when a non-persistent queue Redis restarts: a clear 503 `queue_lost`,
+  nothing ran.
 
 Load: streams of 60 tokens at 50 ms (three seconds each), so the outage lands mid-stream
 for all of them (and some answers end while Redis is away: their last frames wait in the
@@ -83,10 +86,11 @@ def upstream_calls(fakes: Fakes, prefix: str) -> Counter[str]:
     )
 
 
-def gateway(fakes: Fakes, state: RedisServer, queue: RedisServer, **env: str) -> Gateway:
-    return Gateway(
-        state.url(1), {**fakes.env(), **LIVENESS, "ORBYT_QUEUE_REDIS_URL": queue.url(1), **env}
-    )
+def gateway(
+    fakes: Fakes, state: RedisServer, queue: RedisServer, workers: int = 1, **env: str
+) -> Gateway:
+    env = {**fakes.env(), **LIVENESS, "ORBYT_QUEUE_REDIS_URL": queue.url(1), **env}
+    return Gateway(state.url(1), env, workers=workers)
 
 
 @pytest.mark.parametrize("down", [2.5, 5.0])
@@ -155,6 +159,56 @@ def test_an_outage_longer_than_the_window_ends_every_request_clearly(fakes: Fake
             assert after[0].complete and after[0].text == ANSWER, after
             calls = upstream_calls(fakes, "long")
             assert max(calls.values()) == 1, calls.most_common(3)
+            bad = log_errors(gw.all_logs())
+            assert not bad, bad[:3]
+    finally:
+        state.stop()
+        queue.stop()
+
+
+def test_frames_no_longer_buffered_end_the_stream_with_a_clear_error(fakes: Fakes) -> None:
+    fakes.reset()
+    fakes.primary.default = Reply(tokens=60, per_token=0.05)
+    state = RedisServer().start()
+    queue = RedisServer().start()
+    try:  # a buffer of a few frames: what the outage swallowed cannot be replayed
+        with gateway(fakes, state, queue, ORBYT_REPLY_REPLAY_BYTES="300") as gw:
+            killer = outage(queue, 0.3, 1.5, lambda: len(fakes.primary.requests) >= 20)
+            streams = asyncio.run(run_streams(gw.url(), [f"cap-{i}" for i in range(20)], 20))
+            killer.join()
+            assert judge(streams, ANSWER) == {"ok": 0, "error": 20}  # never a gap
+            assert all("resume" in (o.error or "") for o in streams), streams[:2]
+            bad = log_errors(gw.all_logs())
+            assert not bad, bad[:3]
+    finally:
+        state.stop()
+        queue.stop()
+
+
+def test_a_job_still_queued_when_the_queue_redis_restarts_ends_with_a_clear_503(
+    fakes: Fakes,
+) -> None:
+    fakes.reset()
+    state = RedisServer().start()
+    queue = RedisServer().start()
+    try:  # no worker yet: the jobs wait in the queue, which the restart empties
+        with gateway(fakes, state, queue, workers=0) as gw:
+            killer = outage(queue, 0.5, 1.0)
+            wholes = asyncio.run(
+                run_streams(gw.url(), [f"queued-{i}" for i in range(5)], 20, stream=False)
+            )
+            killer.join()
+            assert {o.status for o in wholes} == {503}, wholes
+            assert all("no worker had started it" in (o.error or "") for o in wholes), wholes
+            assert not fakes.primary.requests  # none ran
+            gw.start_worker()
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                after = asyncio.run(run_streams(gw.url(), ["queued-after"], 20))
+                if after[0].complete:
+                    break
+                time.sleep(0.2)
+            assert after[0].complete, after
             bad = log_errors(gw.all_logs())
             assert not bad, bad[:3]
     finally:
