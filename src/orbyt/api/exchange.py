@@ -62,6 +62,7 @@ from orbyt.shared.redis.hub import Subscription, SubscriptionFailed, Subscriptio
 log = logging.getLogger("orbyt.api")
 
 RESUME_ASK_EVERY = 0.25  # seconds between resume requests while nothing in order arrives
+RESUME_FLOOR = 1.0  # seconds a re-subscribed reply has for its replay, even late in the window
 _RESUME = RESUME_CHANNEL.encode()
 
 Sidecar = tuple[str, bytes, int]  # (key, sealed blob, TTL ms), see api.byok.seal_sidecar
@@ -239,11 +240,13 @@ class Exchange:
                 window = self._st.settings.reply_resume_s
                 if self._seq == 0:  # not started yet: the pickup timeout, from now
                     window = min(window, time.monotonic() - _mono(sub.lost_at) + wait)
-                self._resume_by = _mono(sub.lost_at) + window
-                await self._ask()
+                # at least RESUME_FLOOR for the replay to arrive, however late the hub was back
+                now = time.monotonic()
+                self._resume_by = max(_mono(sub.lost_at) + window, now + RESUME_FLOOR)
+                self._ask()
                 continue
             except TimeoutError:
-                await self._still_resuming(sub)
+                self._still_resuming(sub)
                 continue
             try:
                 frame = decode_frame(data)
@@ -254,20 +257,22 @@ class Exchange:
                     continue  # replayed, already seen
                 if self._resume_by is None:  # a stretch was lost: have it replayed
                     self._resume_by = time.monotonic() + self._st.settings.reply_resume_s
-                await self._ask()
+                self._ask()
                 continue
             self._seq += 1
             self._resume_by = None
             if frame.kind != HEARTBEAT:
                 return frame
 
-    async def _still_resuming(self, sub: Subscription) -> None:
+    def _still_resuming(self, sub: Subscription) -> None:
         """Nothing in order came in time: ask again while a resume may still succeed; raise
         TimeoutError (not resuming, or a pickup that gives up) or `reply_lost` otherwise."""
         window = self._st.settings.reply_resume_s
         if sub.resuming:  # the hub is reconnecting (it fails `sub` past its own window)
             if time.monotonic() - _mono(sub.lost_at) < window:
                 return
+            if self._seq == 0:
+                raise TimeoutError  # the pickup gives up (and withdraws the job)
             raise reply_lost(_not_resumed(window))
         if self._resume_by is None:
             raise TimeoutError
@@ -275,20 +280,20 @@ class Exchange:
             if self._seq == 0:
                 raise TimeoutError  # the pickup gives up (and withdraws the job)
             raise reply_lost(_not_resumed(window))
-        await self._ask()
+        self._ask()
 
-    async def _ask(self) -> None:
+    def _ask(self) -> None:
         """Ask (on the resume channel) for the frames from the next expected one, at most
         every RESUME_ASK_EVERY seconds; a failure is retried by the next ask."""
         now = time.monotonic()
         if now - self._asked < RESUME_ASK_EVERY:
             return
-        self._asked = now
         fast = self._st.fast
-        try:
-            conn = fast.current() or await fast.connection()
-        except ConnectionError:
+        conn = fast.current()
+        if conn is None:  # reconnecting: asked again at the next poll, never waited on here
+            fast.reconnect_soon()
             return
+        self._asked = now
         message = b"%d|%s" % (self._seq, self.job["channel"].encode())
         publish(conn, _RESUME, message).add_done_callback(_retrieve)
 

@@ -49,7 +49,7 @@ def frame(kind: bytes, seq: int, payload: bytes = b"") -> bytes:
 
 def exchange(sub: ScriptedSub, asks: list[bytes], window: float = 10.0) -> Exchange:
     conn = object()
-    fast = SimpleNamespace(current=lambda: conn)
+    fast = SimpleNamespace(current=lambda: conn, reconnect_soon=lambda: None)
     settings = SimpleNamespace(heartbeat_timeout=5.0, reply_resume_s=window)
     st: Any = SimpleNamespace(settings=settings, fast=fast)
     job: Any = {"rid": "r1", "channel": CHANNEL, "stream": True}
