@@ -12,7 +12,7 @@ import re
 
 from orbyt.shared.contract import Candidate, byok_key
 from orbyt.shared.errors import InvalidRequest, ServiceUnavailable
-from orbyt.shared.sealing import seal
+from orbyt.shared.secret import seal
 from orbyt.shared.settings import Settings
 from orbyt.shared.wire import Extra
 

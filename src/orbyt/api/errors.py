@@ -1,7 +1,7 @@
 """Every error leaves the API as OpenAI's error JSON (DESIGN §2); never a bare 500.
 
 `render_exception` is the one mapper from an exception to a response: FastAPI's exception
-handlers and the chat endpoint (`api.routes.chat`, also served by `api.fastpath`) both call
+handlers and the chat endpoint (`api.routes.chat`, also served by `api.edge.FastPath`) both call
 it, so every route answers an error the same way. Header values are rendered by
 `api.rendering`, which cannot fail on any input.
 """

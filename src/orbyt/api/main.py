@@ -13,10 +13,8 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from orbyt.api import errors
-from orbyt.api import metrics as metrics_route
 from orbyt.api.auth import Authenticator
-from orbyt.api.fastpath import FastPath
-from orbyt.api.middleware import EDGE, RequireKey
+from orbyt.api.edge import EDGE, FastPath, RequireKey
 from orbyt.api.routes import (
     admin,
     batches,
@@ -138,7 +136,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(batches.router)
     app.include_router(health.router)
     app.include_router(admin.router)
-    app.include_router(metrics_route.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

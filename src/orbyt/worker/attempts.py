@@ -22,8 +22,7 @@ from orbyt.shared.secret import Secret
 from orbyt.shared.sse import SSEDecoder, SSEEvent
 from orbyt.worker.billing import Billed, cut_usage
 from orbyt.worker.deployments import Route
-from orbyt.worker.render import ChunkRenderer, completion_body
-from orbyt.worker.reply import Reply
+from orbyt.worker.reply import ChunkRenderer, Reply, completion_body
 from orbyt.worker.responses import ResponsesReply
 from orbyt.worker.upstream import Upstream, UpstreamResponse, timeout_error
 

@@ -20,14 +20,20 @@ from typing import Any
 from orbyt.shared import metrics, tracing
 from orbyt.shared.contract import ChatJob
 from orbyt.shared.errors import Disposition, UpstreamError
-from orbyt.shared.providers import adapters
 from orbyt.shared.secret import Secret
 from orbyt.worker.attempts import Attempt, StreamAttempt, name_provider, target_for
 from orbyt.worker.byok import scrub_error
 from orbyt.worker.context import WorkerContext
-from orbyt.worker.deployments import Route, expand, order_routes
+from orbyt.worker.deployments import (
+    NoKey,
+    Route,
+    choose_key,
+    expand,
+    key_failed,
+    order_routes,
+    pool_view,
+)
 from orbyt.worker.health import BreakerView
-from orbyt.worker.keys import NoKey, choose_key, key_failed, pool_view
 from orbyt.worker.kinds import make_attempt
 from orbyt.worker.policy import (
     BreakerState,
@@ -102,7 +108,7 @@ class Walk:
 
     async def _routes(self) -> list[Route]:
         ctx, strategy = self.ctx, self.job["strategy"]
-        routes = expand(self.job["plan"], ctx.settings, ctx.catalog, adapters())
+        routes = expand(self.job["plan"], ctx.deployments, ctx.catalog)
         observed: dict[str, float] = {}
         if strategy in ("fast", "reliable") and len(routes) > 1:
             observed = await ctx.health.stats(

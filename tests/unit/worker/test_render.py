@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 from openai.types.chat import ChatCompletionChunk
 
-from orbyt.worker.render import ChunkRenderer
+from orbyt.worker.reply import ChunkRenderer
 
 CHUNK = {"choices": [{"index": 0, "delta": {"content": "Hi"}, "finish_reason": None}]}
 

@@ -1,9 +1,18 @@
-"""The API's pure ASGI middleware (cheap on the hot path).
+"""The API's edge: what every HTTP exchange passes through before any route.
 
-`EDGE` is the one list of middleware every response passes through: `api.main` installs it
-on the FastAPI app and `api.fastpath` wraps the chat endpoint in the same list (`edge`), so
-middleware added here cannot skip the busiest route. `RequireKey` puts operator endpoints
-(`/metrics`, `/openapi.json`) behind a bearer key when one is configured.
+- `EDGE`, the one list of pure ASGI middleware every response passes through (cheap on the
+  hot path): `api.main` installs it on the FastAPI app and `FastPath` wraps the queued
+  endpoints in the same list (`edge`), so middleware added here cannot skip the busiest
+  routes.
+- `FastPath`: `POST /v1/chat/completions`, `/v1/embeddings` and `/v1/responses` are the hot
+  routes: every request and every streamed chunk used to pass through FastAPI's routing,
+  dependency and exception layers (bench/README.md "Ablations" measures what that costs).
+  `FastPath` wraps the FastAPI app and serves those routes with the very endpoints the app
+  routes to (each route module's `ENDPOINT`, an `api.endpoint.QueuedEndpoint`), wrapped in
+  `EDGE`; errors go through the same mapper. Everything else (and lifespan) goes to
+  FastAPI unchanged.
+- `RequireKey` puts operator endpoints (`/metrics`, `/openapi.json`) behind a bearer key
+  when one is configured.
 """
 
 from __future__ import annotations
@@ -11,9 +20,11 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orbyt.api.errors import error_response
+from orbyt.api.routes import chat, embeddings, responses
 from orbyt.shared.errors import AuthenticationFailed
 
 SECURITY_HEADERS = [
@@ -72,3 +83,21 @@ class RequireKey:
                 await error_response(denied)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+class FastPath:
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        self._routes: dict[str, ASGIApp] = {
+            module.PATH: edge(module.ENDPOINT) for module in (chat, embeddings, responses)
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        endpoint = None
+        if scope["type"] == "http" and scope["method"] == "POST":
+            endpoint = self._routes.get(scope["path"])
+        if endpoint is None:
+            await self.app(scope, receive, send)
+            return
+        scope["app"] = self.app
+        await endpoint(scope, receive, send)
