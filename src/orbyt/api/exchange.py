@@ -27,8 +27,8 @@ from types import TracebackType
 from redis.exceptions import RedisError
 from starlette.types import Receive
 
+from orbyt.api.edge import frame_status
 from orbyt.api.ledger import Ledger
-from orbyt.api.rendering import frame_status
 from orbyt.api.state import AppState
 from orbyt.shared import metrics
 from orbyt.shared.contract import DELTA, DONE, ERROR, HEARTBEAT, START, ChatJob, Frame, decode_frame
@@ -38,7 +38,7 @@ from orbyt.shared.redis.hub import Subscription, SubscriptionFailed
 
 log = logging.getLogger("orbyt.api")
 
-Sidecar = tuple[str, bytes, int]  # (key, sealed blob, TTL ms), see api.byok.seal_sidecar
+Sidecar = tuple[str, bytes, int]  # (key, sealed blob, TTL ms), see api.auth.seal_sidecar
 
 
 class ClientGone(Exception):

@@ -11,6 +11,7 @@ and tokens.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 import time
@@ -22,7 +23,7 @@ from orbyt.shared import metrics, tracing
 from orbyt.shared.catalog import Catalog
 from orbyt.shared.contract import Candidate
 from orbyt.shared.logs import ACCESS_LOGGER, request_id_var, safe_name
-from orbyt.shared.usage import UsageEvent, cost_micros
+from orbyt.shared.usage import UsageBuffer, UsageEvent, cost_micros
 
 log = logging.getLogger("orbyt.api")
 access = logging.getLogger(ACCESS_LOGGER)
@@ -111,6 +112,16 @@ def _provider_of(model: str) -> str:
 
 def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+async def flush_usage(usage: UsageBuffer, interval: float = 1.0) -> None:
+    """Write the buffered usage records every `interval` seconds, for the process's life."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await usage.flush()
+        except Exception as exc:  # Redis away: kept in memory, retried next time
+            log.warning("usage flush failed: %s", type(exc).__name__)
 
 
 class Ledger:

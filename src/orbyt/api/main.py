@@ -12,9 +12,10 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from orbyt.api import errors
+from orbyt.api import edge
 from orbyt.api.auth import Authenticator
 from orbyt.api.edge import EDGE, FastPath, RequireKey
+from orbyt.api.ledger import flush_usage
 from orbyt.api.routes import (
     admin,
     batches,
@@ -70,15 +71,6 @@ ERROR_SCHEMA = {
 }
 
 
-async def _flush_usage(usage: UsageBuffer, interval: float = 1.0) -> None:
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            await usage.flush()
-        except Exception as exc:  # Redis away: kept in memory, retried next time
-            log.warning("usage flush failed: %s", type(exc).__name__)
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -104,7 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             fast=fast,
         )
         traced = tracing.setup("orbyt-api")
-        flusher = asyncio.create_task(_flush_usage(usage, settings.usage_flush_interval))
+        flusher = asyncio.create_task(flush_usage(usage, settings.usage_flush_interval))
         lag = asyncio.create_task(metrics.watch_loop_lag())
         try:
             yield
@@ -122,7 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 tracing.shutdown()
 
     app = FastAPI(title="Orbyt", version="0.1.0", lifespan=lifespan)
-    errors.install(app)
+    edge.install(app)
     if settings.metrics_key is not None:
         key = settings.metrics_key.get_secret_value()
         app.add_middleware(RequireKey, key=key, paths=PROTECTED_PATHS)
@@ -177,4 +169,5 @@ def _document_errors(operation: dict[str, Any]) -> None:
 
 def create_asgi(settings: Settings | None = None) -> FastPath:
     """What `orbyt api` serves: the FastAPI app behind the fast path of the queued routes."""
-    return FastPath(create_app(settings))
+    hot = (chat, embeddings, responses)  # the queued endpoints: served past FastAPI's layers
+    return FastPath(create_app(settings), {route.PATH: route.ENDPOINT for route in hot})

@@ -9,7 +9,7 @@ import fakeredis
 import pytest
 from pydantic import SecretStr
 
-from orbyt.api.byok import byok_map, seal_sidecar
+from orbyt.api.auth import byok_map, seal_sidecar
 from orbyt.shared.contract import Candidate, byok_key
 from orbyt.shared.errors import (
     Disposition,

@@ -6,7 +6,7 @@ straight to `send` a JSON answer, an error, or a lean SSE stream whose headers g
 with the first content frame (so a request that fails everywhere gets a real HTTP error
 status). FastAPI serves it as a Starlette route (its OpenAPI entry is `openapi_operation`);
 `orbyt api` serves it through `api.edge.FastPath`. Errors go through the one mapper,
-`errors.render_exception`.
+`edge.render_exception`.
 """
 
 from __future__ import annotations

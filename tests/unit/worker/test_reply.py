@@ -1,4 +1,4 @@
-"""worker.render: adapter chunks -> the SSE bytes the OpenAI SDK reads."""
+"""worker.reply (ChunkRenderer): adapter chunks -> the SSE bytes the OpenAI SDK reads."""
 
 from __future__ import annotations
 
