@@ -46,15 +46,12 @@ def log_rejected(rid: str, status: int, started: float) -> None:
 
 
 def observe_request(catalog: Catalog, event: UsageEvent) -> None:
-    metrics.REQUESTS.labels(
-        metrics.model_label(catalog, event.model),
-        event.provider,
-        str(event.status),
-        event.key_source,
-    ).inc()
-    metrics.REQUEST_SECONDS.labels(event.provider).observe(event.latency_ms / 1000)
+    label = metrics.model_label(catalog, event.model)
+    child = metrics.child
+    child(metrics.REQUESTS, label, event.provider, str(event.status), event.key_source).inc()
+    child(metrics.REQUEST_SECONDS, event.provider).observe(event.latency_ms / 1000)
     if event.attempts:
-        metrics.ATTEMPTS.labels(event.provider).inc(event.attempts)
+        child(metrics.ATTEMPTS, event.provider).inc(event.attempts)
     if event.usage:
         observe_tokens(catalog, event)
 
@@ -83,7 +80,9 @@ def observe_tokens(catalog: Catalog, event: UsageEvent) -> None:
     reasoning = _count(details.get("reasoning_tokens") if isinstance(details, dict) else None)
     if reasoning:
         model = metrics.model_label(catalog, event.model)
-        metrics.TOKENS.labels(model, event.provider, event.key_source, "reasoning").inc(reasoning)
+        metrics.child(metrics.TOKENS, model, event.provider, event.key_source, "reasoning").inc(
+            reasoning
+        )
 
 
 def _observe_share(catalog: Catalog, event: UsageEvent, share: dict[str, Any]) -> None:
@@ -99,10 +98,10 @@ def _observe_share(catalog: Catalog, event: UsageEvent, share: dict[str, Any]) -
         ("cached", _count(share.get("cached_tokens"))),
     ):
         if value:
-            metrics.TOKENS.labels(label, provider, key_source, kind).inc(value)
+            metrics.child(metrics.TOKENS, label, provider, key_source, kind).inc(value)
     cost = cost_micros(catalog, model, prompt, completion)
     if cost:
-        metrics.COST.labels(label, provider, key_source).inc(cost / 1_000_000)
+        metrics.child(metrics.COST, label, provider, key_source).inc(cost / 1_000_000)
 
 
 def _provider_of(model: str) -> str:

@@ -142,7 +142,7 @@ class Walk:
         if view is None:
             return self.job["retry"]
         state = view.state(_now_ms())
-        metrics.BREAKER_OPEN.labels(route.id).set(0 if state == BreakerState.CLOSED else 1)
+        metrics.child(metrics.BREAKER_OPEN, route.id).set(0 if state == BreakerState.CLOSED else 1)
         if not skip_route(state, last):
             return self.job["retry"]
         if state == BreakerState.OPEN or not await self.ctx.health.claim_probe(route.id, _now_ms()):
@@ -191,9 +191,9 @@ class Walk:
             action = next_action(err, tries, remaining, policy, self.ctx.rand.random)
             if action.step is not Step.RETRY:
                 if action.step is Step.NEXT:
-                    metrics.FALLBACKS.labels(route.cand["provider"]).inc()
+                    metrics.child(metrics.FALLBACKS, route.cand["provider"]).inc()
                 return Outcome.NEXT if action.step is Step.NEXT else Outcome.STOP
-            metrics.RETRIES.labels(route.cand["provider"]).inc()
+            metrics.child(metrics.RETRIES, route.cand["provider"]).inc()
             tries += 1
             await asyncio.sleep(action.delay)
 
@@ -265,11 +265,10 @@ class Walk:
 
     def _record(self, route: Route, outcome: Verdict, ttft_ms: float | None) -> None:
         ctx, provider = self.ctx, route.cand["provider"]
-        metrics.WORKER_ATTEMPTS.labels(
-            metrics.model_label(ctx.catalog, route.cand["model"]), provider, outcome.value
-        ).inc()
+        model = metrics.model_label(ctx.catalog, route.cand["model"])
+        metrics.child(metrics.WORKER_ATTEMPTS, model, provider, outcome.value).inc()
         if ttft_ms is not None and outcome is Verdict.OK:
-            metrics.UPSTREAM_TTFT.labels(provider).observe(ttft_ms / 1000)
+            metrics.child(metrics.UPSTREAM_TTFT, provider).observe(ttft_ms / 1000)
         if route.byok:  # a caller's key says nothing about the provider's health
             return
         ctx.spawn(_safe(ctx.health.record(route.id, outcome, ttft_ms, _now_ms())))
