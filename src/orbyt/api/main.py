@@ -133,14 +133,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document plus the chat and embeddings routes (plain ASGI endpoints), a
-    bearer security scheme and OpenAI's error responses on the /v1 routes."""
+    """FastAPI's document plus the queued routes (plain ASGI endpoints: chat, embeddings,
+    responses), a bearer security scheme and OpenAI's error responses on the /v1 routes."""
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
         schema["paths"] = {
             chat.PATH: {"post": chat.openapi_operation()},
             embeddings.PATH: {"post": embeddings.openapi_operation()},
             **schema["paths"],
+        }
+        schema["paths"][responses.PATH] = {  # beside GET/DELETE /v1/responses/{id}
+            "post": responses.openapi_operation(),
+            **schema["paths"].get(responses.PATH, {}),
         }
         components = schema.setdefault("components", {})
         components.setdefault("schemas", {})["Error"] = ERROR_SCHEMA
