@@ -132,7 +132,7 @@ VARIANTS: dict[str, Variant] = {
         ),
         Variant(
             "no-fast-path",
-            "chat fast path (api/fastpath.py)",
+            "chat fast path (api/edge.py)",
             "the same handler behind FastAPI's router and middleware stack",
             patch=_no_fast_path,
         ),

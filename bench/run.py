@@ -1,6 +1,7 @@
 """Orbyt benchmark: one command that runs every scenario against every target.
 
-    python bench/run.py [--quick] [--only a,b,...] [--targets direct,orbyt,litellm] [--scale]
+    python bench/run.py [--quick] [--only a,b,...] [--targets direct,floor,orbyt,litellm]
+                        [--scale]
                         [--quiet-wait SECONDS] [--no-install]
 
 It starts its own redis-server (free port, no persistence), the mock upstream and each
@@ -8,9 +9,10 @@ target in turn, runs the scenarios below with bench/loadgen.py, prints a markdow
 and writes bench/results.md plus JSON under bench/out/<run id>/ (logs there too). Every
 process it starts is stopped on exit, Ctrl-C or error; everything listens on 127.0.0.1.
 
-Targets: direct (load generator -> mock), orbyt (API + arq worker + Redis), litellm
-(LiteLLM proxy, 1 worker, from bench/.venv-litellm). ``--scale`` instead runs scenario
-(c) on Orbyt with 1 or 2 API processes and 1 or 2 workers.
+Targets: direct (load generator -> mock), floor (bench/floor_proxy.py, a bare aiohttp
+pass-through proxy: what any gateway is measured against), orbyt (API + arq worker +
+Redis), litellm (LiteLLM proxy, 1 worker, from bench/.venv-litellm). ``--scale``
+instead runs scenario (c) on Orbyt with 1 or 2 API processes and 1 or 2 workers.
 
 How Orbyt is started is in one place: ``OrbytLayout`` / ``orbyt_commands`` below.
 """
@@ -171,6 +173,8 @@ SCENARIOS: dict[str, Scenario] = {
     ]
 }
 
+
+TARGETS = ("direct", "floor", "orbyt", "litellm")  # the default order of a run and its tables
 
 # ----------------------------------------------------------------------------- processes
 
@@ -490,6 +494,8 @@ class Bench:
                 "gpt-bench",
                 {"mock": [self.procs.procs["mock"].pid]},
             )
+        if name == "floor":
+            return self._start_floor()
         if name == "litellm":
             return self._start_litellm()
         if name == "orbyt":
@@ -499,6 +505,21 @@ class Bench:
     def stop_target(self, target: Target) -> None:
         names = [n for n in self.procs.procs if n.startswith(f"{target.name}-")]
         self.procs.stop(*names)
+
+    def _start_floor(self) -> Target:
+        port = free_port()
+        cmd = [PY, str(BENCH / "floor_proxy.py"), "--port", str(port), "--upstream", self.mock_url]
+        proc = self.procs.start("floor-proxy", cmd)
+        base = f"http://{HOST}:{port}"
+        wait_until(
+            partial(_is_ok, f"{base}/health"),
+            30,
+            "floor proxy /health",
+            partial(self.procs.alive, "floor-proxy"),
+        )
+        target = Target("floor", [f"{base}/v1"], "sk-floor", "gpt-bench", {"floor": [proc.pid]})
+        self._smoke(target)
+        return target
 
     def _start_litellm(self) -> Target:
         if not litellm_proxy.is_installed():
@@ -718,30 +739,71 @@ def sut_cpu_ms(r: dict[str, Any]) -> float | None:
     return float(sum(r["sut_cpu_ms_per_req"].values()))
 
 
-def results_table(results: list[dict[str, Any]]) -> str:
+def _q(a: float | None, b: float | None) -> float | None:
+    return None if not a or not b else round(a / b, 3)
+
+
+def _minus(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else round(a - b, 2)
+
+
+def compare(results: list[dict[str, Any]]) -> None:
+    """Add to each result its ratios to direct, to the floor and (Orbyt) to LiteLLM in the
+    same scenario of the same run: the figures the tables show, kept in the JSON too."""
     by = {(r["scenario"], r["target"]): r for r in results}
-    head = (
-        "| scenario | target | req/s | TTFT p50 ms | TTFT p99 ms | total p50 ms | errors "
-        "| req/s vs direct | req/s vs LiteLLM | +TTFT p50 vs direct ms "
-        "| TTFT p50 vs LiteLLM | SUT CPU ms/req | SUT peak RSS MB |"
-    )
-    rows = [head, "|" + "---|" * 13]
     for r in results:
         direct = by.get((r["scenario"], "direct")) if r["target"] != "direct" else None
+        floor = by.get((r["scenario"], "floor")) if r["target"] not in ("direct", "floor") else None
         lite = by.get((r["scenario"], "litellm")) if r["target"] == "orbyt" else None
-        ttft = r["ttft_ms"]["p50"]
-        vs_direct = _ratio(r["rps"], direct["rps"]) if direct else "–"
-        vs_lite = _ratio(r["rps"], lite["rps"]) if lite else "–"
-        direct_ttft = direct["ttft_ms"]["p50"] if direct else None
-        added = "–" if ttft is None or direct_ttft is None else f"{ttft - direct_ttft:+.1f}"
-        ttft_vs_lite = _ratio(ttft, lite["ttft_ms"]["p50"]) if lite else "–"
-        rss = sum(r["sut_peak_rss_mb"].values()) if r["target"] != "direct" else None
+        ttft, cpu = r["ttft_ms"], sut_cpu_ms(r)
+        r["sut_cpu_ms_per_req_total"] = None if cpu is None else round(cpu, 3)
+        r["vs_direct"] = direct and {
+            "rps": _q(r["rps"], direct["rps"]),
+            "ttft_p50_added_ms": _minus(ttft["p50"], direct["ttft_ms"]["p50"]),
+            "ttft_p99_added_ms": _minus(ttft["p99"], direct["ttft_ms"]["p99"]),
+        }
+        r["vs_floor"] = floor and {
+            "rps": _q(r["rps"], floor["rps"]),
+            "cpu_per_req": _q(cpu, sut_cpu_ms(floor)),
+            "ttft_p50_over_floor_ms": _minus(ttft["p50"], floor["ttft_ms"]["p50"]),
+            "ttft_p99_over_floor_ms": _minus(ttft["p99"], floor["ttft_ms"]["p99"]),
+        }
+        r["vs_litellm"] = lite and {
+            "rps": _q(r["rps"], lite["rps"]),
+            "ttft_p50": _q(ttft["p50"], lite["ttft_ms"]["p50"]),
+        }
+
+
+def _x(ratio: float | None) -> str:
+    return "–" if ratio is None else f"{ratio:.2f}×"
+
+
+def _ms(added: float | None) -> str:
+    return "–" if added is None else f"{added:+.1f}"
+
+
+def results_table(results: list[dict[str, Any]]) -> str:
+    compare(results)
+    head = (
+        "| scenario | target | req/s | req/s vs direct | req/s vs floor | TTFT p50 ms "
+        "| TTFT p99 ms | +TTFT p50 vs direct ms | +TTFT p99 vs direct ms | total p50 ms "
+        "| errors | CPU ms/req by process | CPU ms/req | CPU/req vs floor | peak RSS MB "
+        "| req/s vs LiteLLM | TTFT p50 vs LiteLLM |"
+    )
+    rows = [head, "|" + "---|" * 17]
+    for r in results:
+        d, f, lite = r["vs_direct"] or {}, r["vs_floor"] or {}, r["vs_litellm"] or {}
+        direct = r["target"] == "direct"  # its SUT is the mock: see the harness table
+        by_role = " / ".join(f"{k} {v:.2f}" for k, v in r["sut_cpu_ms_per_req"].items())
+        rss = None if direct else sum(r["sut_peak_rss_mb"].values())
         errors = str(r["errors"]) + (" ⏱" if r.get("stopped_by_deadline") else "")
         rows.append(
-            f"| {r['scenario']} | {r['target']} | {_fmt(r['rps'])} | {_fmt(ttft)} "
-            f"| {_fmt(r['ttft_ms']['p99'])} | {_fmt(r['total_ms']['p50'])} | {errors} "
-            f"| {vs_direct} | {vs_lite} | {added} | {ttft_vs_lite} "
-            f"| {_fmt(sut_cpu_ms(r), 2)} | {_fmt(rss, 0)} |"
+            f"| {r['scenario']} | {r['target']} | {_fmt(r['rps'])} | {_x(d.get('rps'))} "
+            f"| {_x(f.get('rps'))} | {_fmt(r['ttft_ms']['p50'])} | {_fmt(r['ttft_ms']['p99'])} "
+            f"| {_ms(d.get('ttft_p50_added_ms'))} | {_ms(d.get('ttft_p99_added_ms'))} "
+            f"| {_fmt(r['total_ms']['p50'])} | {errors} | {'–' if direct else by_role} "
+            f"| {_fmt(r['sut_cpu_ms_per_req_total'], 2)} | {_x(f.get('cpu_per_req'))} "
+            f"| {_fmt(rss, 0)} | {_x(lite.get('rps'))} | {_x(lite.get('ttft_p50'))} |"
         )
     return "\n".join(rows)
 
@@ -962,10 +1024,12 @@ def orbyt_memory_note(results: list[dict[str, Any]]) -> str:
     if d is None:
         return ""
     rss = d["sut_peak_rss_mb"]
+    floor = next((r for r in results if r["target"] == "floor" and r["scenario"] == "d"), None)
+    floor_rss = f" (the floor proxy: {floor['sut_peak_rss_mb']['floor']:.0f} MB)" if floor else ""
     return (
         f"**Orbyt memory in (d)** (1,000 concurrent streams, peak VmRSS): API "
         f"{rss.get('api', 0):.0f} MB, worker {rss.get('worker', 0):.0f} MB, "
-        f"redis {rss.get('redis', 0):.0f} MB."
+        f"redis {rss.get('redis', 0):.0f} MB{floor_rss}."
     )
 
 
@@ -974,7 +1038,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="fewer requests, shorter bounds")
     p.add_argument("--only", default=",".join(SCENARIOS), help="scenarios, e.g. a,b,e")
     p.add_argument(
-        "--targets", default="direct,orbyt,litellm", help="comma list of direct, orbyt, litellm"
+        "--targets",
+        default=",".join(TARGETS),
+        help="comma list of " + ", ".join(TARGETS),
     )
     p.add_argument(
         "--scale",
@@ -1010,7 +1076,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
     args.targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     bad = [s for s in args.only if s not in SCENARIOS]
-    bad += [t for t in args.targets if t not in ("direct", "orbyt", "litellm")]
+    bad += [t for t in args.targets if t not in TARGETS]
     bad += [v for v in args.variants if v not in ablate.VARIANTS]
     if bad:
         p.error(f"unknown scenario/target: {', '.join(bad)}")
@@ -1057,6 +1123,7 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("\ninterrupted; stopping every process", file=sys.stderr)
             return 130
+    compare(results)
     (run_dir / "results.json").write_text(
         json.dumps({"args": vars(args), "skipped": skipped, "results": results}, indent=2) + "\n"
     )

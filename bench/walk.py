@@ -6,7 +6,8 @@
 Starts redis-server, the bench mock upstream and `python -m orbyt api|worker` on loopback,
 sends one streamed BYOK request whose primary fails (connection refused, no retry) and
 whose fallback (`backup/…`, an OpenAI-compatible upstream) answers, after two warm-up
-requests, and prints the Orbyt source modules whose functions ran for it, per process.
+requests, and prints the Orbyt source modules whose functions ran for it, per process (the
+worker's batch line pool is off: it runs on a timer, not for the request).
 Recording uses a profile hook (`sys.setprofile`) that a generated `sitecustomize` installs
 on SIGUSR1 and dumps on SIGUSR2, so start-up and warm-up are not counted.
 """
@@ -101,6 +102,10 @@ def main() -> int:
         "ORBYT_PROVIDERS__OPENAI__BASE_URL": f"http://{HOST}:{dead_port}/v1",
         "ORBYT_PROVIDERS__BACKUP__ADAPTER": "openai",
         "ORBYT_PROVIDERS__BACKUP__BASE_URL": f"http://{HOST}:{mock_port}/v1",
+        # The batch line pool polls on a timer of its own (every ORBYT_WORKER_POLL_DELAY),
+        # not for this request; the previous release had none. Off, so the walk counts the
+        # interactive request's modules only (an older tree ignores the variable).
+        "ORBYT_BATCH_CONCURRENCY": "0",
     }
     procs = [
         subprocess.Popen(

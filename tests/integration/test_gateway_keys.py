@@ -23,7 +23,7 @@ import openai
 import pytest
 import redis
 
-from orbyt.api.keystore import hash_key
+from orbyt.api.auth import hash_key
 from orbyt.shared.catalog import default_catalog
 from tests.fakes import Error, FakeOpenAI, Reply
 from tests.gateway import GATEWAY_KEY, ROOT, Gateway, RedisServer

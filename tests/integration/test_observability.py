@@ -231,6 +231,12 @@ def test_docs_and_the_openapi_schema(gw: Gateway) -> None:
     assert error["required"] == ["message", "type", "param", "code"]
     assert schema["paths"]["/v1/models"]["get"]["responses"]["401"]
     assert "security" not in schema["paths"]["/healthz"]["get"]
+    for path in ("/v1/embeddings", "/v1/responses"):  # the other queued routes
+        operation = schema["paths"][path]["post"]
+        body = operation["requestBody"]["content"]["application/json"]["schema"]
+        assert "model" in body["properties"] and "$defs" not in json.dumps(body)
+        assert operation["security"] == [{"bearerAuth": []}]
+        assert operation["responses"]["429"]
 
 
 DEV_KEY = "sk-or-v1-" + "d" * 64

@@ -1,23 +1,45 @@
-"""Who is calling: gateway-key authentication and per-key limits, enforced across replicas.
+"""Who is calling and with which keys: gateway-key authentication and per-key limits,
+enforced across replicas; the caller's own provider keys (BYOK) checked and sealed.
 
-Keys come from Redis (`orbyt keys create`, the admin API) or, for simple setups, from
-`ORBYT_GATEWAY_KEYS` (unlimited, pool allowed). Only hashes are stored or compared, in
+Gateway keys come from Redis (`orbyt keys create`, the admin API) or, for simple setups,
+from `ORBYT_GATEWAY_KEYS` (unlimited, pool allowed). Only hashes are stored or compared, in
 constant time. One Lua round trip looks a Redis key up and applies its RPM and concurrency
 limits atomically, so limits hold across any number of API replicas.
+
+BYOK keys are sealed into the side-car written with the job (`shared.redis.queue.enqueue`;
+DESIGN §5). Key shape checks (PROVIDERS.md §7): key formats change, so they are strict only
+where a shape is unambiguous — a key that is distinctively another provider's, or a kind of
+key that cannot call inference. Messages name the provider and the shape, never the key.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from orbyt.api.keystore import PREFIX, hash_key
-from orbyt.shared.errors import AuthenticationFailed, RateLimited
+from orbyt.shared.contract import Candidate, byok_key
+from orbyt.shared.errors import (
+    AuthenticationFailed,
+    InvalidRequest,
+    RateLimited,
+    ServiceUnavailable,
+)
+from orbyt.shared.secret import seal
 from orbyt.shared.settings import Settings
+from orbyt.shared.wire import Extra
+
+PREFIX = "sk-or-v1-"  # every gateway key Orbyt issues starts with it
+
+
+def hash_key(key: str) -> str:
+    """What is stored and compared for a gateway key (never the key itself)."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
 
 # KEYS: none (names are derived from the key hash; standalone Redis / Sentinel).
 # ARGV: key hash, now_ms, request id, hold_until_ms, apply limits (1/0).
@@ -115,3 +137,56 @@ class Authenticator:
     async def release(self, principal: Principal, rid: str) -> None:
         if principal.holds_slot:
             await self._redis.zrem(f"orbyt:cc:{principal.key_id}", rid)
+
+
+_SHAPES: list[tuple[str, re.Pattern[str]]] = [
+    ("anthropic", re.compile(r"^sk-ant-")),
+    ("google", re.compile(r"^(AIza[0-9A-Za-z_-]{35}|AQ\.[0-9A-Za-z._-]+)$")),
+]
+_NOT_INFERENCE = [
+    ("anthropic", re.compile(r"^sk-ant-(admin01|oat01)-"), "an Anthropic admin or OAuth token"),
+    ("openai", re.compile(r"^sk-admin-"), "an OpenAI admin key"),
+]
+_PRINTABLE = re.compile(r"[\x21-\x7e]{8,512}")  # fullmatch: `$` would let "key\n" pass
+
+
+def key_shape_problem(provider: str, key: str) -> str | None:
+    """None if the key may belong to `provider`; else why it cannot (without the key)."""
+    if not _PRINTABLE.fullmatch(key):
+        return "must be 8 to 512 printable characters without spaces"
+    for _owner, pattern, what in _NOT_INFERENCE:
+        if pattern.match(key):
+            return f"looks like {what}, which cannot call the chat API"
+    for owner, pattern in _SHAPES:
+        if pattern.match(key) and owner != provider:
+            return f"looks like a {owner} key, not a {provider} key"
+    if provider == "anthropic" and not key.startswith("sk-ant-"):
+        return "is not an Anthropic API key (they start with 'sk-ant-')"
+    return None
+
+
+def byok_map(extra: Extra, plan: list[Candidate]) -> dict[str, str]:
+    """provider -> key, from a string (primary's provider) or a {provider: key} object."""
+    assert extra.byok is not None
+    byok = extra.byok
+    keys = {plan[0]["provider"]: byok} if isinstance(byok, str) else dict(byok)
+    for provider, key in keys.items():
+        problem = key_shape_problem(provider, key)
+        if problem:
+            raise InvalidRequest(
+                f"The BYOK key for {provider!r} {problem}.",
+                param="extra.byok",
+                code="invalid_byok_key",
+            )
+    return keys
+
+
+def seal_sidecar(settings: Settings, rid: str, keys: dict[str, str]) -> tuple[str, bytes, int]:
+    """(side-car key, sealed blob, TTL ms): written with the job, before it can be picked."""
+    if not settings.secret_key:
+        raise ServiceUnavailable(
+            "BYOK is not enabled on this gateway (ORBYT_SECRET_KEY is not set).",
+            code="byok_disabled",
+        )
+    blob = seal(keys, settings.secret_key.get_secret_value(), rid)
+    return byok_key(rid), blob, int(settings.byok_ttl * 1000)

@@ -3,7 +3,7 @@ parser, a job builder and a renderer:
 
 - `QueuedEndpoint`: the ASGI endpoint — accept, run the exchange, render the answer; any
   exception before the answer starts goes through the one error mapper
-  (`errors.render_exception`) and gets its access line;
+  (`edge.render_exception`) and gets its access line;
 - `accept`: authenticate, read the body within the limit, build the job (the endpoint's
   own `JobBuilder`), seal the BYOK side-car and open the ledger — the `Exchange` that owns
   the rest of the request (`api.exchange`);
@@ -26,12 +26,16 @@ from fastapi import Request
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
-from orbyt.api.auth import Principal
-from orbyt.api.byok import byok_map, seal_sidecar
-from orbyt.api.errors import render_exception
+from orbyt.api.auth import Principal, byok_map, seal_sidecar
+from orbyt.api.edge import (
+    SSE_HEADERS,
+    render_exception,
+    route_headers,
+    send_frame_error,
+    send_whole,
+)
 from orbyt.api.exchange import ClientGone, Exchange, Sidecar
 from orbyt.api.ledger import Ledger, log_rejected
-from orbyt.api.rendering import SSE_HEADERS, route_headers, send_frame_error, send_whole
 from orbyt.api.state import AppState
 from orbyt.shared import metrics
 from orbyt.shared.contract import DELTA, ERROR, Candidate, ChatJob, Frame, reply_channel

@@ -39,8 +39,8 @@ from types import TracebackType
 from redis.exceptions import RedisError
 from starlette.types import Receive
 
+from orbyt.api.edge import frame_status
 from orbyt.api.ledger import Ledger
-from orbyt.api.rendering import frame_status
 from orbyt.api.state import AppState
 from orbyt.shared import metrics
 from orbyt.shared.contract import (
@@ -65,7 +65,7 @@ RESUME_ASK_EVERY = 0.25  # seconds between resume requests while nothing in orde
 RESUME_FLOOR = 1.0  # seconds a re-subscribed reply has for its replay, even late in the window
 _RESUME = RESUME_CHANNEL.encode()
 
-Sidecar = tuple[str, bytes, int]  # (key, sealed blob, TTL ms), see api.byok.seal_sidecar
+Sidecar = tuple[str, bytes, int]  # (key, sealed blob, TTL ms), see api.auth.seal_sidecar
 
 
 class ClientGone(Exception):

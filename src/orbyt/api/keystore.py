@@ -9,18 +9,13 @@ pool permission. Revocation is a field on the hash, read on every request by eve
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import time
 from dataclasses import asdict, dataclass
 
 from redis.asyncio import Redis
 
-PREFIX = "sk-or-v1-"
-
-
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
+from orbyt.api.auth import PREFIX, hash_key
 
 
 @dataclass(frozen=True, slots=True)

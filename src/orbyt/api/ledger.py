@@ -1,5 +1,7 @@
 """How one API request ended, written down exactly once: metrics, the access-log line, the
 usage record, the request's trace span, and the release of the caller's concurrency slot.
+The Prometheus observations (`observe_request`) are here too; `GET /metrics` serves them
+(`api.routes.health`).
 
 The access line (logger `orbyt.access`, INFO, shown at the default log level, see
 `shared.logs.configure`) carries the request id, the gateway key's id and name (never the
@@ -9,18 +11,19 @@ and tokens.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 import time
 from typing import Any
 
 from orbyt.api.auth import Principal
-from orbyt.api.metrics import observe_request
 from orbyt.api.state import AppState
-from orbyt.shared import tracing
+from orbyt.shared import metrics, tracing
+from orbyt.shared.catalog import Catalog
 from orbyt.shared.contract import Candidate
 from orbyt.shared.logs import ACCESS_LOGGER, request_id_var, safe_name
-from orbyt.shared.usage import UsageEvent
+from orbyt.shared.usage import UsageBuffer, UsageEvent, cost_micros
 
 log = logging.getLogger("orbyt.api")
 access = logging.getLogger(ACCESS_LOGGER)
@@ -40,6 +43,84 @@ def log_rejected(rid: str, status: int, started: float) -> None:
         duration,
         extra={"event": "access", "status": status, "duration_ms": duration},
     )
+
+
+def observe_request(catalog: Catalog, event: UsageEvent) -> None:
+    label = metrics.model_label(catalog, event.model)
+    child = metrics.child
+    child(metrics.REQUESTS, label, event.provider, str(event.status), event.key_source).inc()
+    child(metrics.REQUEST_SECONDS, event.provider).observe(event.latency_ms / 1000)
+    if event.attempts:
+        child(metrics.ATTEMPTS, event.provider).inc(event.attempts)
+    if event.usage:
+        observe_tokens(catalog, event)
+
+
+def observe_tokens(catalog: Catalog, event: UsageEvent) -> None:
+    """Tokens and cost of every attempt, each on its own model (`usage.by_model`, when an
+    answer took more than one attempt), else the answering model's."""
+    usage = event.usage or {}
+    shares = usage.get("by_model")
+    if not isinstance(shares, list) or not shares:
+        details = usage.get("prompt_tokens_details")
+        cached = details.get("cached_tokens") if isinstance(details, dict) else None
+        shares = [
+            {
+                "model": event.model,
+                "key_source": event.key_source,
+                "prompt_tokens": usage.get("prompt_tokens"),
+                "completion_tokens": usage.get("completion_tokens"),
+                "cached_tokens": cached,
+            }
+        ]
+    for share in shares:
+        if isinstance(share, dict):
+            _observe_share(catalog, event, share)
+    details = usage.get("completion_tokens_details")  # totals only: on the answering model
+    reasoning = _count(details.get("reasoning_tokens") if isinstance(details, dict) else None)
+    if reasoning:
+        model = metrics.model_label(catalog, event.model)
+        metrics.child(metrics.TOKENS, model, event.provider, event.key_source, "reasoning").inc(
+            reasoning
+        )
+
+
+def _observe_share(catalog: Catalog, event: UsageEvent, share: dict[str, Any]) -> None:
+    model = str(share.get("model") or event.model)
+    provider = event.provider if model == event.model else _provider_of(model)
+    key_source = "byok" if share.get("key_source") == "byok" else "pool"
+    label = metrics.model_label(catalog, model)
+    prompt = _count(share.get("prompt_tokens"))
+    completion = _count(share.get("completion_tokens"))
+    for kind, value in (
+        ("prompt", prompt),
+        ("completion", completion),
+        ("cached", _count(share.get("cached_tokens"))),
+    ):
+        if value:
+            metrics.child(metrics.TOKENS, label, provider, key_source, kind).inc(value)
+    cost = cost_micros(catalog, model, prompt, completion)
+    if cost:
+        metrics.child(metrics.COST, label, provider, key_source).inc(cost / 1_000_000)
+
+
+def _provider_of(model: str) -> str:
+    """A cut attempt's provider, from its model id (the share names only the model)."""
+    return model.partition("/")[0][:40]
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+async def flush_usage(usage: UsageBuffer, interval: float = 1.0) -> None:
+    """Write the buffered usage records every `interval` seconds, for the process's life."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await usage.flush()
+        except Exception as exc:  # Redis away: kept in memory, retried next time
+            log.warning("usage flush failed: %s", type(exc).__name__)
 
 
 class Ledger:

@@ -12,11 +12,10 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from orbyt.api import errors
-from orbyt.api import metrics as metrics_route
+from orbyt.api import edge
 from orbyt.api.auth import Authenticator
-from orbyt.api.fastpath import FastPath
-from orbyt.api.middleware import EDGE, RequireKey
+from orbyt.api.edge import EDGE, FastPath, RequireKey
+from orbyt.api.ledger import flush_usage
 from orbyt.api.routes import (
     admin,
     batches,
@@ -72,15 +71,6 @@ ERROR_SCHEMA = {
 }
 
 
-async def _flush_usage(usage: UsageBuffer, interval: float = 1.0) -> None:
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            await usage.flush()
-        except Exception as exc:  # Redis away: kept in memory, retried next time
-            log.warning("usage flush failed: %s", type(exc).__name__)
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -106,7 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             fast=fast,
         )
         traced = tracing.setup("orbyt-api")
-        flusher = asyncio.create_task(_flush_usage(usage, settings.usage_flush_interval))
+        flusher = asyncio.create_task(flush_usage(usage, settings.usage_flush_interval))
         lag = asyncio.create_task(metrics.watch_loop_lag())
         try:
             yield
@@ -124,7 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 tracing.shutdown()
 
     app = FastAPI(title="Orbyt", version="0.1.0", lifespan=lifespan)
-    errors.install(app)
+    edge.install(app)
     if settings.metrics_key is not None:
         key = settings.metrics_key.get_secret_value()
         app.add_middleware(RequireKey, key=key, paths=PROTECTED_PATHS)
@@ -138,20 +128,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(batches.router)
     app.include_router(health.router)
     app.include_router(admin.router)
-    app.include_router(metrics_route.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document plus the chat and embeddings routes (plain ASGI endpoints), a
-    bearer security scheme and OpenAI's error responses on the /v1 routes."""
+    """FastAPI's document plus the queued routes (plain ASGI endpoints: chat, embeddings,
+    responses), a bearer security scheme and OpenAI's error responses on the /v1 routes."""
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
         schema["paths"] = {
             chat.PATH: {"post": chat.openapi_operation()},
             embeddings.PATH: {"post": embeddings.openapi_operation()},
             **schema["paths"],
+        }
+        schema["paths"][responses.PATH] = {  # beside GET/DELETE /v1/responses/{id}
+            "post": responses.openapi_operation(),
+            **schema["paths"].get(responses.PATH, {}),
         }
         components = schema.setdefault("components", {})
         components.setdefault("schemas", {})["Error"] = ERROR_SCHEMA
@@ -180,4 +173,5 @@ def _document_errors(operation: dict[str, Any]) -> None:
 
 def create_asgi(settings: Settings | None = None) -> FastPath:
     """What `orbyt api` serves: the FastAPI app behind the fast path of the queued routes."""
-    return FastPath(create_app(settings))
+    hot = (chat, embeddings, responses)  # the queued endpoints: served past FastAPI's layers
+    return FastPath(create_app(settings), {route.PATH: route.ENDPOINT for route in hot})

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from orbyt.cli.errors import CliError
 from orbyt.shared.config_file import ConfigFileError, config_warnings, validation_summary
-from orbyt.shared.sealing import weak_secret_reason
+from orbyt.shared.secret import weak_secret_reason
 from orbyt.shared.settings import Settings, get_settings
 
 log = logging.getLogger("orbyt.config")

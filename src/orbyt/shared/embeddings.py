@@ -12,7 +12,6 @@ and the vector encodings. Pure; the API validates with it, the worker renders wi
   the model's own size; fallbacks only between models whose vectors have the same size
   (the requested `dimensions` counted in), else a 400 naming both. Models missing from the
   catalog are taken on trust (no size known).
-- `check_chat_plan`: an embedding model on /v1/chat/completions is a 400 naming it.
 - `encode_base64` / `decode_base64`: little-endian float32, as OpenAI's `base64` format.
 """
 
@@ -30,6 +29,7 @@ from orbyt.shared.contract import Candidate
 from orbyt.shared.errors import InvalidRequest
 from orbyt.shared.providers import Adapter
 from orbyt.shared.providers.base import embeddings_role
+from orbyt.shared.routing import plan_param
 from orbyt.shared.wire import MAX_MODEL_ID, MODEL_ID, Extra, _inline, _invalid, _loads, _shown
 
 MAX_INPUTS = 2048  # OpenAI's own limit on the inputs of one request
@@ -129,10 +129,6 @@ def estimate_tokens(value: Any) -> int:
 
 
 # ------------------------------------------------------------------------- route plans
-def _param(index: int) -> str:
-    return "model" if index == 0 else f"extra.fallback_models[{index - 1}]"
-
-
 def check_embeddings_plan(
     plan: list[Candidate],
     req: EmbeddingsRequest,
@@ -148,7 +144,7 @@ def check_embeddings_plan(
         if role is None:
             raise InvalidRequest(
                 f"Provider {cand['provider']!r} serves no embeddings ('{cand['model']}').",
-                param=_param(i),
+                param=plan_param(i),
                 code="model_not_supported",
             )
         if kind == "tokens" and not role.embeddings_tokens:
@@ -158,7 +154,7 @@ def check_embeddings_plan(
                 param="input",
                 code="unsupported_value",
             )
-        size = _size(cand["model"], req.dimensions, catalog, _param(i))
+        size = _size(cand["model"], req.dimensions, catalog, plan_param(i))
         if size is not None:
             sizes.append((cand["model"], size))
     for model, size in sizes[1:]:
@@ -198,18 +194,6 @@ def _size(model: str, dimensions: int | None, catalog: Catalog, param: str) -> i
             code="invalid_value",
         )
     return dimensions
-
-
-def check_chat_plan(plan: list[Candidate], catalog: Catalog) -> None:
-    """An embedding model cannot answer a chat request: a 400 naming it."""
-    for i, cand in enumerate(plan):
-        info = catalog.get(cand["model"])
-        if info is not None and "embeddings" in info.capabilities:
-            raise InvalidRequest(
-                f"'{cand['model']}' is an embedding model; use it on /v1/embeddings.",
-                param=_param(i),
-                code="model_not_supported",
-            )
 
 
 # ----------------------------------------------------------------------------- vectors

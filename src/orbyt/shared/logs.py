@@ -48,7 +48,27 @@ _SUSPECT = re.compile(
 )
 
 
+def _clueless(low: str) -> bool:
+    """`low` (a lowercased text) holds none of the substrings every match of `_PATTERNS`
+    holds. Most texts hold none, and `in` tests are several times cheaper than even the
+    combined regex: the access line is redacted field by field on every request."""
+    return (
+        "sk-" not in low
+        and "bearer" not in low
+        and "authorization" not in low
+        and "api-key" not in low  # x-api-key, x-goog-api-key too
+        and "api_key" not in low
+        and "apikey" not in low
+        and "?key=" not in low
+        and "&key=" not in low
+        and "aiza" not in low
+        and "aq." not in low
+    )
+
+
 def redact(text: str) -> str:
+    if _clueless(text.lower()):
+        return text
     if _SUSPECT.search(text) is None:
         return text
     for pattern, replacement in _PATTERNS:
@@ -132,6 +152,13 @@ def configure(level: str = "warning", json: bool = True) -> None:
     (`ACCESS_LOGGER`, INFO) is shown at `warning` and below, so by default; `error` or
     `critical` silence it too."""
     install_redaction()
+    # No LogRecord needs its caller's file and line, thread or process names (neither
+    # format shows them): not looking them up saves ~15 % of every line (the logging
+    # HOWTO's "Optimization" settings).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         JsonFormatter()

@@ -6,8 +6,10 @@ a key, can reach a label."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
 
 from orbyt.shared.catalog import Catalog
 
@@ -123,3 +125,18 @@ def model_label(catalog: Catalog, model: str) -> str:
 
 def provider_label(known: set[str] | frozenset[str], provider: str) -> str:
     return provider if provider in known else "other"
+
+
+_CHILDREN: dict[tuple[MetricWrapperBase, tuple[str, ...]], Any] = {}
+
+
+def child(metric: MetricWrapperBase, *values: str) -> Any:
+    """`metric.labels(*values)`, remembered: prometheus_client takes a lock and checks the
+    values on every `labels` call (about 1 us; a request makes about ten). Label values come
+    from closed sets (module docstring), so the table stays small; nothing here removes a
+    labelled child, so a remembered one is always the registry's."""
+    key = (metric, values)
+    found = _CHILDREN.get(key)
+    if found is None:
+        found = _CHILDREN[key] = metric.labels(*values)
+    return found

@@ -123,3 +123,20 @@ def order_by_strategy(
     if strategy in STRATEGIES:
         return list(items)
     return sorted(items, key=lambda item: 0 if provider(item) == strategy else 1)
+
+
+def plan_param(index: int) -> str:
+    """The request field that named a plan's `index`-th candidate (for a 400's `param`)."""
+    return "model" if index == 0 else f"extra.fallback_models[{index - 1}]"
+
+
+def check_chat_plan(plan: list[Candidate], catalog: Catalog) -> None:
+    """An embedding model cannot answer a chat request: a 400 naming it."""
+    for i, cand in enumerate(plan):
+        info = catalog.get(cand["model"])
+        if info is not None and "embeddings" in info.capabilities:
+            raise InvalidRequest(
+                f"'{cand['model']}' is an embedding model; use it on /v1/embeddings.",
+                param=plan_param(i),
+                code="model_not_supported",
+            )

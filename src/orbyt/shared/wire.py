@@ -381,7 +381,13 @@ def _inline(node: Any, defs: dict[str, Any]) -> Any:
     return node
 
 
+def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """`model`'s JSON schema with every `$ref` inlined: self-contained, so it can sit
+    anywhere in the OpenAPI document (its `$defs` would not resolve there)."""
+    schema = model.model_json_schema()
+    return dict(_inline(schema, schema.get("$defs", {})))
+
+
 def chat_request_schema() -> dict[str, Any]:
     """The request body's JSON schema, self-contained (for the OpenAPI document)."""
-    schema = ChatRequest.model_json_schema()
-    return dict(_inline(schema, schema.get("$defs", {})))
+    return inline_schema(ChatRequest)

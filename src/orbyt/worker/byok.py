@@ -14,15 +14,13 @@ import base64
 import binascii
 import re
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from redis.asyncio import Redis
 
 from orbyt.shared.contract import byok_key
 from orbyt.shared.errors import Disposition, OrbytError, UpstreamError
-from orbyt.shared.sealing import SealError, unseal
-from orbyt.shared.secret import Secret
-from orbyt.shared.settings import Settings
+from orbyt.shared.secret import SealError, Secret, unseal
 
 
 def unavailable(reason: str) -> UpstreamError:
@@ -35,12 +33,13 @@ def unavailable(reason: str) -> UpstreamError:
     )
 
 
-async def take_byok(redis: Redis, settings: Settings, rid: str) -> dict[str, Secret]:
+async def take_byok(redis: Redis, secrets: Sequence[str], rid: str) -> dict[str, Secret]:
+    """The request's BYOK keys, taken (GETDEL) and opened with `secrets` (current first)."""
     blob = await redis.getdel(byok_key(rid))
     if blob is None:
         raise unavailable("no longer available (expired, cancelled or already used)")
     try:
-        return unseal(blob, settings.secrets(), rid)
+        return unseal(blob, secrets, rid)
     except SealError:
         raise unavailable(
             "unreadable by this worker (ORBYT_SECRET_KEY differs from the API's)"

@@ -11,15 +11,18 @@ import random
 import socket
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from prometheus_client import start_http_server
 from redis.asyncio import Redis
 
 from orbyt.shared.catalog import Catalog, catalog_for
+from orbyt.shared.providers import adapters
 from orbyt.shared.redis import roles
 from orbyt.shared.redis.fast import PipelinedConnection
 from orbyt.shared.settings import Settings
+from orbyt.worker.deployments import Deployments
 from orbyt.worker.health import Health
 from orbyt.worker.jobs import Jobs
 from orbyt.worker.upstream import Upstream
@@ -60,6 +63,16 @@ class WorkerContext:
             worker_id=f"{socket.gethostname()}:{os.getpid()}",
             state=state,
         )
+
+    @cached_property
+    def deployments(self) -> Deployments:
+        """Each provider's deployments (built once, on first use)."""
+        return Deployments(self.settings, adapters())
+
+    @cached_property
+    def unseal_keys(self) -> list[str]:
+        """The secrets a BYOK side-car may be sealed with (current first, then old ones)."""
+        return self.settings.secrets()
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run `coro` in the background, keeping a reference until it is done."""

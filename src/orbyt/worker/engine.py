@@ -3,8 +3,17 @@ breakers and pool-key rotation, and continues a cut stream on a prefill-capable 
 Decisions are pure functions in `worker.policy`; this module is the I/O loop around them.
 
 `Walk` holds what the walk itself learns (the errors so far, the context-length floor);
-what the caller has been sent belongs to the job's `Reply`. An `embeddings` job (its
-`kind`) takes the same walk; only its request and attempt differ (`worker.embeddings`).
+what the caller has been sent belongs to the job's `Reply`. Every job kind takes the same
+walk; only its request and attempt differ, and `make_attempt` is the one place a new kind
+plugs in:
+
+- chat: `Attempt` (non-stream) or `StreamAttempt`, on the route's own adapter;
+- embeddings: `EmbeddingsAttempt` (non-stream), on the adapter's embeddings role;
+- responses: on provider `openai` (openai adapter) OpenAI's own Responses API
+  (`NativeAttempt` / `NativeStreamAttempt`), elsewhere the chat attempts, whose replies and
+  renderers (`worker.responses`) speak Responses.
+
+A little over 300 lines: the walk and the one switch by job kind belong together.
 """
 
 from __future__ import annotations
@@ -18,17 +27,26 @@ from collections.abc import Coroutine, Mapping
 from typing import Any
 
 from orbyt.shared import metrics, tracing
-from orbyt.shared.contract import ChatJob
+from orbyt.shared.contract import EMBEDDINGS, ChatJob, job_kind
 from orbyt.shared.errors import Disposition, UpstreamError
-from orbyt.shared.providers import adapters
+from orbyt.shared.providers import Target
+from orbyt.shared.providers.openai.responses import native_request
 from orbyt.shared.secret import Secret
-from orbyt.worker.attempts import Attempt, StreamAttempt, name_provider, target_for
+from orbyt.worker.attempts import Attempt, StreamAttempt, build_request, name_provider, target_for
 from orbyt.worker.byok import scrub_error
 from orbyt.worker.context import WorkerContext
-from orbyt.worker.deployments import Route, expand, order_routes
+from orbyt.worker.deployments import (
+    NoKey,
+    Route,
+    choose_key,
+    expand,
+    key_failed,
+    order_routes,
+    pool_view,
+)
+from orbyt.worker.embeddings import EmbeddingsAttempt, build_embeddings_request
 from orbyt.worker.health import BreakerView
-from orbyt.worker.keys import NoKey, choose_key, key_failed, pool_view
-from orbyt.worker.kinds import make_attempt
+from orbyt.worker.native import NativeAttempt, NativeStreamAttempt, is_native
 from orbyt.worker.policy import (
     BreakerState,
     RetryPolicy,
@@ -36,13 +54,18 @@ from orbyt.worker.policy import (
     Verdict,
     caller_may_retry,
     context_allows,
+    deadline_passed,
     final_error,
     next_action,
+    no_route,
+    pool_exhausted,
     skip_route,
     stops_walk,
     verdict,
 )
 from orbyt.worker.reply import Reply
+from orbyt.worker.responses import ResponsesReply
+from orbyt.worker.upstream import Upstream
 
 log = logging.getLogger("orbyt.worker.engine")
 
@@ -95,14 +118,14 @@ class Walk:
             if self._ends(route, index, outcome):
                 break
         if not self.errors:
-            self.errors.append((0, _no_route()))
+            self.errors.append((0, no_route()))
         err = final_error(self.errors)
         err.headers["x-should-retry"] = str(caller_may_retry(err, self.reply.attempts)).lower()
         await self.reply.fail(err)
 
     async def _routes(self) -> list[Route]:
         ctx, strategy = self.ctx, self.job["strategy"]
-        routes = expand(self.job["plan"], ctx.settings, ctx.catalog, adapters())
+        routes = expand(self.job["plan"], ctx.deployments, ctx.catalog)
         observed: dict[str, float] = {}
         if strategy in ("fast", "reliable") and len(routes) > 1:
             observed = await ctx.health.stats(
@@ -119,7 +142,7 @@ class Walk:
         if view is None:
             return self.job["retry"]
         state = view.state(_now_ms())
-        metrics.BREAKER_OPEN.labels(route.id).set(0 if state == BreakerState.CLOSED else 1)
+        metrics.child(metrics.BREAKER_OPEN, route.id).set(0 if state == BreakerState.CLOSED else 1)
         if not skip_route(state, last):
             return self.job["retry"]
         if state == BreakerState.OPEN or not await self.ctx.health.claim_probe(route.id, _now_ms()):
@@ -146,7 +169,7 @@ class Walk:
             key: Secret | None = None
             remaining = self.job["deadline"] - time.time()
             if remaining <= 0:
-                self.errors.append((index, _deadline_passed()))
+                self.errors.append((index, deadline_passed()))
                 return Outcome.STOP
             try:
                 key = await choose_key(route, self.byok, health)
@@ -154,7 +177,7 @@ class Walk:
                 self._record(route, Verdict.OK, self.reply.ttft_ms)
                 return Outcome.DONE
             except NoKey:
-                self.errors.append((index, _pool_exhausted(route)))
+                self.errors.append((index, pool_exhausted(route.cand["provider"])))
                 return Outcome.NEXT
             except UpstreamError as exc:
                 err = exc
@@ -168,9 +191,9 @@ class Walk:
             action = next_action(err, tries, remaining, policy, self.ctx.rand.random)
             if action.step is not Step.RETRY:
                 if action.step is Step.NEXT:
-                    metrics.FALLBACKS.labels(route.cand["provider"]).inc()
+                    metrics.child(metrics.FALLBACKS, route.cand["provider"]).inc()
                 return Outcome.NEXT if action.step is Step.NEXT else Outcome.STOP
-            metrics.RETRIES.labels(route.cand["provider"]).inc()
+            metrics.child(metrics.RETRIES, route.cand["provider"]).inc()
             tries += 1
             await asyncio.sleep(action.delay)
 
@@ -242,11 +265,10 @@ class Walk:
 
     def _record(self, route: Route, outcome: Verdict, ttft_ms: float | None) -> None:
         ctx, provider = self.ctx, route.cand["provider"]
-        metrics.WORKER_ATTEMPTS.labels(
-            metrics.model_label(ctx.catalog, route.cand["model"]), provider, outcome.value
-        ).inc()
+        model = metrics.model_label(ctx.catalog, route.cand["model"])
+        metrics.child(metrics.WORKER_ATTEMPTS, model, provider, outcome.value).inc()
         if ttft_ms is not None and outcome is Verdict.OK:
-            metrics.UPSTREAM_TTFT.labels(provider).observe(ttft_ms / 1000)
+            metrics.child(metrics.UPSTREAM_TTFT, provider).observe(ttft_ms / 1000)
         if route.byok:  # a caller's key says nothing about the provider's health
             return
         ctx.spawn(_safe(ctx.health.record(route.id, outcome, ttft_ms, _now_ms())))
@@ -263,28 +285,28 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _no_route() -> UpstreamError:
-    return UpstreamError(
-        "No route could serve this request.",
-        status=503,
-        disposition=Disposition.FAILOVER,
-        code="no_route",
-    )
-
-
-def _deadline_passed() -> UpstreamError:
-    return UpstreamError(
-        "The request deadline passed before any provider answered.",
-        status=504,
-        disposition=Disposition.FAILOVER,
-        code="deadline_exceeded",
-    )
-
-
-def _pool_exhausted(route: Route) -> UpstreamError:
-    return UpstreamError(
-        f"{route.cand['provider']}: every gateway key is cooling down",
-        status=429,
-        disposition=Disposition.FAILOVER,
-        code="pool_exhausted",
-    )
+def make_attempt(
+    reply: Reply,
+    job: ChatJob,
+    client: Upstream,
+    route: Route,
+    target: Target,
+    body: dict[str, Any],
+    stall_timeout: float,
+    continuation: bool,
+) -> Attempt:
+    """The attempt for `route` (the upstream request built; nothing sent yet)."""
+    if job_kind(job) == EMBEDDINGS:
+        req = build_embeddings_request(route, target, body)
+        return EmbeddingsAttempt(reply, job, client, route, target, req)
+    if isinstance(reply, ResponsesReply) and is_native(route, job):
+        req = native_request(job["responses"]["request"], target)
+        if job["stream"]:
+            return NativeStreamAttempt(reply, job, client, route, target, req, stall_timeout)
+        return NativeAttempt(reply, job, client, route, target, req)
+    req = build_request(route, target, body)
+    if job["stream"]:
+        return StreamAttempt(
+            reply, job, client, route, target, req, stall_timeout, continuation, body
+        )
+    return Attempt(reply, job, client, route, target, req)

@@ -1,7 +1,7 @@
 """A Responses job on OpenAI's own Responses API: the native route (`is_native`).
 
 For a Responses job whose route is provider `openai` on the openai adapter, the attempt
-(chosen in `worker.kinds`) sends the caller's Responses body
+(chosen in `worker.engine.make_attempt`) sends the caller's Responses body
 (`shared.providers.openai.responses`) and relays OpenAI's answer with Orbyt's response id,
 public model id and its own sequence numbers (`NativeRenderer`). The native renderer holds
 the upstream's `response.completed` back as the stream's closing event, so the Response is

@@ -127,3 +127,30 @@ def pick_key(counter: int, healthy: Sequence[bool]) -> int | None:
         if healthy[i]:
             return i
     return None
+
+
+def no_route() -> UpstreamError:
+    return UpstreamError(
+        "No route could serve this request.",
+        status=503,
+        disposition=Disposition.FAILOVER,
+        code="no_route",
+    )
+
+
+def deadline_passed() -> UpstreamError:
+    return UpstreamError(
+        "The request deadline passed before any provider answered.",
+        status=504,
+        disposition=Disposition.FAILOVER,
+        code="deadline_exceeded",
+    )
+
+
+def pool_exhausted(provider: str) -> UpstreamError:
+    return UpstreamError(
+        f"{provider}: every gateway key is cooling down",
+        status=429,
+        disposition=Disposition.FAILOVER,
+        code="pool_exhausted",
+    )

@@ -32,8 +32,7 @@ from orbyt.shared.responses.output import ResponsesView, assistant_message, from
 from orbyt.shared.responses.request import output_as_input
 from orbyt.worker.deployments import Route
 from orbyt.worker.publisher import Publisher
-from orbyt.worker.render import ChunkRenderer
-from orbyt.worker.reply import Reply
+from orbyt.worker.reply import ChunkRenderer, Reply
 
 log = logging.getLogger("orbyt.worker")
 

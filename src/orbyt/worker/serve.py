@@ -48,7 +48,7 @@ async def serve(ctx: WorkerContext, job: ChatJob, enqueued_ms: int) -> None:
     try:
         await pub.start(StartMeta(worker=ctx.worker_id))
         if job["byok"]:
-            byok = await take_byok(ctx.redis, ctx.settings, rid)
+            byok = await take_byok(ctx.redis, ctx.unseal_keys, rid)
         if tracing.TRACER is None:
             await run_chat(ctx, job, reply, byok)
         else:

@@ -90,7 +90,7 @@ async def _usage(gw: Gateway, key_id: str) -> dict[str, dict[str, int]]:
 def _env_key_id() -> str:
     import hashlib
 
-    from orbyt.api.keystore import hash_key
+    from orbyt.api.auth import hash_key
     from tests.gateway import GATEWAY_KEY
 
     return "env_" + hashlib.sha256(hash_key(GATEWAY_KEY).encode()).hexdigest()[:12]

@@ -13,8 +13,8 @@ import fakeredis
 import pytest
 from pydantic import SecretStr
 
-from orbyt.api.auth import Authenticator, bearer
-from orbyt.api.keystore import PREFIX, KeyStore, hash_key
+from orbyt.api.auth import PREFIX, Authenticator, bearer, hash_key
+from orbyt.api.keystore import KeyStore
 from orbyt.api.routes.admin import admin
 from orbyt.shared.catalog import default_catalog
 from orbyt.shared.errors import AuthenticationFailed, PermissionDenied

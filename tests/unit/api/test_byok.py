@@ -9,7 +9,7 @@ import fakeredis
 import pytest
 from pydantic import SecretStr
 
-from orbyt.api.byok import byok_map, seal_sidecar
+from orbyt.api.auth import byok_map, seal_sidecar
 from orbyt.shared.contract import Candidate, byok_key
 from orbyt.shared.errors import (
     Disposition,
@@ -83,12 +83,12 @@ async def test_parked_sealed_with_a_ttl_and_read_exactly_once(redis: Any) -> Non
     for key in keys.values():
         assert key.encode() not in blob and key[10:30].encode() not in blob
     assert 0 < await redis.pttl(byok_key("rid-1")) <= 30_000
-    taken = await take_byok(redis, settings(), "rid-1")
+    taken = await take_byok(redis, settings().secrets(), "rid-1")
     assert {p: k.reveal() for p, k in taken.items()} == keys
     assert all(isinstance(k, Secret) and repr(k) == "Secret('***')" for k in taken.values())
     assert await redis.exists(byok_key("rid-1")) == 0
     with pytest.raises(UpstreamError) as again:  # a re-run finds nothing: never the pool
-        await take_byok(redis, settings(), "rid-1")
+        await take_byok(redis, settings().secrets(), "rid-1")
     assert again.value.status == 400 and again.value.code == "byok_key_unavailable"
     assert "send the request again" in again.value.message
 
@@ -97,12 +97,12 @@ async def test_a_blob_is_bound_to_its_request_and_secret(redis: Any) -> None:
     await park_byok(redis, settings(), "rid-a", {"openai": OPENAI})
     await redis.rename(byok_key("rid-a"), byok_key("rid-b"))  # replayed under another id
     with pytest.raises(UpstreamError) as info:
-        await take_byok(redis, settings(), "rid-b")
+        await take_byok(redis, settings().secrets(), "rid-b")
     assert info.value.code == "byok_key_unavailable" and OPENAI not in info.value.message
     await park_byok(redis, settings(), "rid-c", {"openai": OPENAI})
     other = Settings(redis_url="redis://x", secret_key=SecretStr("Q" * 8 + SECRET[8:]))
     with pytest.raises(UpstreamError) as wrong:
-        await take_byok(redis, other, "rid-c")
+        await take_byok(redis, other.secrets(), "rid-c")
     assert "ORBYT_SECRET_KEY" in wrong.value.message
     rotated = Settings(
         redis_url="redis://x",
@@ -110,7 +110,7 @@ async def test_a_blob_is_bound_to_its_request_and_secret(redis: Any) -> None:
         old_secret_keys=[SecretStr(SECRET)],
     )
     await park_byok(redis, settings(), "rid-d", {"openai": OPENAI})
-    assert (await take_byok(redis, rotated, "rid-d"))["openai"].reveal() == OPENAI
+    assert (await take_byok(redis, rotated.secrets(), "rid-d"))["openai"].reveal() == OPENAI
 
 
 async def test_no_secret_no_byok(redis: Any) -> None:

@@ -1,4 +1,4 @@
-"""Caller-key shape checks (api/byok.py, PROVIDERS.md §7): strict only where a
+"""Caller-key shape checks (api/auth.py, PROVIDERS.md §7): strict only where a
 shape is unambiguous, and a problem is described without ever quoting the key."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orbyt.api.byok import key_shape_problem
+from orbyt.api.auth import key_shape_problem
 
 OPENAI = "sk-proj-" + "a1B2c3D4e5F6" * 6 + "T3BlbkFJ" + "g7H8i9J0k1L2" * 6
 OPENAI_LEGACY = "sk-" + "Q" * 20 + "T3BlbkFJ" + "R" * 20

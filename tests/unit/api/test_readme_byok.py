@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from orbyt.api.byok import key_shape_problem
+from orbyt.api.auth import key_shape_problem
 from orbyt.shared.catalog import default_catalog
 from orbyt.shared.routing import order_by_strategy
 

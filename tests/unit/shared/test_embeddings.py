@@ -13,7 +13,6 @@ import pytest
 from orbyt.shared.catalog import load_catalog
 from orbyt.shared.contract import Candidate
 from orbyt.shared.embeddings import (
-    check_chat_plan,
     check_embeddings_plan,
     decode_base64,
     encode_base64,
@@ -24,6 +23,7 @@ from orbyt.shared.embeddings import (
 from orbyt.shared.errors import InvalidRequest, UpstreamError
 from orbyt.shared.providers import Target, adapters
 from orbyt.shared.providers.base import embeddings_role
+from orbyt.shared.routing import check_chat_plan
 from orbyt.shared.secret import Secret
 
 CATALOG = load_catalog()

@@ -12,7 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from orbyt.shared import logs
 from orbyt.shared.logs import JsonFormatter, install_redaction, redact, request_id_var
 
 OPENAI = "sk-proj-" + "Ab3_dE-fG7hJ" * 6 + "T3BlbkFJ" + "kL9mN0pQ-r_s" * 6
@@ -244,3 +247,15 @@ def test_a_broken_format_string_keeps_the_template(log: tuple[logging.Logger, io
     logger.info("two %s %s but one", OPENAI)
     (record,) = lines(out)
     assert fragments(record["msg"]) == [] and "two" in record["msg"]
+
+
+@pytest.mark.parametrize("index", range(len(logs._PATTERNS)))
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_the_clue_prefilter_never_skips_a_text_a_pattern_matches(index: int, data: Any) -> None:
+    """`redact` skips the regexes when a text holds none of the clues; every text any
+    pattern matches must therefore hold one (case-insensitively)."""
+    pattern = logs._PATTERNS[index][0]
+    text = data.draw(st.from_regex(pattern))
+    assert pattern.search(text)
+    assert not logs._clueless(text.lower())

@@ -4,8 +4,7 @@ import pickle
 import orjson
 import pytest
 
-from orbyt.shared.sealing import SealError, seal, unseal, weak_secret_reason
-from orbyt.shared.secret import Secret
+from orbyt.shared.secret import SealError, Secret, seal, unseal, weak_secret_reason
 
 SECRET = "x" * 8 + "0123456789abcdefghijklmnopqrstuv"
 KEY = "sk-ant-api03-" + "A" * 93 + "AA"

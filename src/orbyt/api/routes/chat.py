@@ -5,8 +5,8 @@ The endpoint is a plain ASGI callable (`ENDPOINT`), not a FastAPI handler: it re
 straight to `send` a JSON answer, an error, or a lean SSE stream whose headers go out only
 with the first content frame (so a request that fails everywhere gets a real HTTP error
 status). FastAPI serves it as a Starlette route (its OpenAPI entry is `openapi_operation`);
-`orbyt api` serves it through `api.fastpath`. Errors go through the one mapper,
-`errors.render_exception`.
+`orbyt api` serves it through `api.edge.FastPath`. Errors go through the one mapper,
+`edge.render_exception`.
 """
 
 from __future__ import annotations
@@ -23,9 +23,8 @@ from orbyt.api.endpoint import QueuedEndpoint, allowed_plan, answer, new_job, qu
 from orbyt.api.exchange import Exchange
 from orbyt.api.state import AppState
 from orbyt.shared.contract import DELTA, DONE, ChatJob, Frame
-from orbyt.shared.embeddings import check_chat_plan
 from orbyt.shared.errors import OrbytError
-from orbyt.shared.routing import resolve_plan
+from orbyt.shared.routing import check_chat_plan, resolve_plan
 from orbyt.shared.sse import DONE as SSE_DONE
 from orbyt.shared.sse import encode_data
 from orbyt.shared.wire import (

@@ -2,7 +2,7 @@
 worker's list body. The same exchange, queue and worker engine as chat serve it (so
 `extra` fallbacks, retries, strategies, BYOK, key pools, breakers, usage and the
 `x-orbyt-*` headers all apply); the job is never a stream. Validation is
-`shared.embeddings`; errors go through the one mapper, `errors.render_exception`.
+`shared.embeddings`; errors go through the one mapper, `edge.render_exception`.
 """
 
 from __future__ import annotations

@@ -1,13 +1,16 @@
-"""Liveness and readiness."""
+"""Operator endpoints: liveness, readiness and Prometheus metrics (`/metrics`, behind
+ORBYT_METRICS_KEY when set, see `api.edge.RequireKey`)."""
 
 from __future__ import annotations
 
 import contextlib
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from orbyt.api.state import AppState
+from orbyt.shared import metrics
 from orbyt.shared.redis import queue
 
 router = APIRouter()
@@ -34,3 +37,11 @@ async def readyz(request: Request) -> JSONResponse:
         {"status": "ready" if ready else "not ready", "checks": checks},
         status_code=200 if ready else 503,
     )
+
+
+@router.get("/metrics", include_in_schema=False)
+async def prometheus(request: Request) -> Response:
+    st: AppState = request.app.state.orbyt
+    with contextlib.suppress(Exception):  # metrics stay readable while Redis is down
+        metrics.QUEUE_DEPTH.set(await st.queue_redis.zcard(st.settings.chat_queue))
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

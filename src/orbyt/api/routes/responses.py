@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 from starlette.routing import Route
 
 from orbyt.api.auth import Principal
-from orbyt.api.endpoint import QueuedEndpoint, allowed_plan, answer, new_job
+from orbyt.api.endpoint import QueuedEndpoint, allowed_plan, answer, new_job, queued_operation
 from orbyt.api.exchange import Exchange, redis_unavailable
 from orbyt.api.state import AppState
 from orbyt.shared.contract import ERROR, RESPONSES, ChatJob, Frame
@@ -34,7 +34,7 @@ from orbyt.shared.responses.events import count_events, failed_events
 from orbyt.shared.responses.prepare import chat_body, not_found, responses_view
 from orbyt.shared.responses.request import RESPONSES_FIELDS, ResponsesRequest
 from orbyt.shared.routing import resolve_plan
-from orbyt.shared.wire import Extra, check_fields, parse_body
+from orbyt.shared.wire import Extra, check_fields, inline_schema, parse_body
 
 PATH = "/v1/responses"
 
@@ -97,6 +97,18 @@ def _error_of(payload: bytes) -> dict[str, Any]:
     except (orjson.JSONDecodeError, AttributeError):
         error = None
     return error if isinstance(error, dict) else {"message": "The response failed."}
+
+
+def openapi_operation() -> dict[str, Any]:
+    schema = inline_schema(ResponsesRequest)
+    schema["additionalProperties"] = False  # unknown fields are a 400 (RESPONSES_FIELDS)
+    return queued_operation(
+        "Create a response",
+        "OpenAI's Responses API, routed with fallbacks (`extra`); with `stream: true` the "
+        "answer is server-sent events.",
+        "create_response_v1_responses_post",
+        schema,
+    )
 
 
 ENDPOINT = QueuedEndpoint(PATH, parse_and_build, partial(answer, dialect=ResponsesStream))

@@ -15,6 +15,9 @@ behaviour:
                                           (`openai_stream_items`); strip_event_data
     errors     map_error                  (`map_openai_error`)
 
+`OpenAIAdapter` (`ADAPTER`) is OpenAI's own: the dialect with its defaults, plus the
+embeddings role (`embeddings.py`).
+
 The stream skeleton skips blank events, marks `[DONE]`, and skips (counting them in
 `state.malformed`) events that are not a JSON object with a `choices` list; a non-stream
 body that is not one is a 502.
@@ -27,7 +30,8 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Generic
 
 from orbyt.shared.errors import UpstreamError
-from orbyt.shared.providers.base import Json, StateT, Target, UpstreamRequest
+from orbyt.shared.providers.base import Adapter, Json, StateT, StreamState, Target, UpstreamRequest
+from orbyt.shared.providers.openai import embeddings
 from orbyt.shared.providers.openai.errors import map_openai_error, openai_chunk_error
 from orbyt.shared.providers.openai.request import json_post, openai_payload
 from orbyt.shared.providers.openai.response import loads_object, malformed, openai_response
@@ -113,3 +117,23 @@ class OpenAIDialect(ABC, Generic[StateT]):
 
     def map_error(self, status: int, headers: Mapping[str, str], raw: bytes) -> UpstreamError:
         return map_openai_error(self.name, status, headers, raw)
+
+
+class OpenAIAdapter(OpenAIDialect[StreamState]):
+    name: ClassVar[str] = "openai"
+    key_env: ClassVar[str] = "ORBYT_PROVIDERS__OPENAI__KEYS"
+    default_base_url: ClassVar[str] = "https://api.openai.com/v1"
+    strip_event_data: ClassVar[bool] = False
+    embeddings_tokens: ClassVar[bool] = True
+
+    def build_embeddings_request(self, body: Json, target: Target) -> UpstreamRequest:
+        return embeddings.build_embeddings_request(body, target)
+
+    def parse_embeddings_response(self, raw: bytes, target: Target) -> Json:
+        return embeddings.parse_embeddings_response(self.name, raw)
+
+    def new_stream_state(self, body: Json, target: Target) -> StreamState:
+        return StreamState()
+
+
+ADAPTER: Adapter[StreamState] = OpenAIAdapter()

@@ -15,7 +15,7 @@ from pydantic import SecretStr
 
 from orbyt.api.auth import Authenticator
 from orbyt.api.keystore import KeyStore
-from orbyt.api.metrics import observe_request
+from orbyt.api.ledger import observe_request
 from orbyt.shared import logs
 from orbyt.shared.catalog import default_catalog
 from orbyt.shared.settings import Settings

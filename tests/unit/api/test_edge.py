@@ -7,8 +7,14 @@ from urllib.parse import unquote
 
 import pytest
 
-from orbyt.api.errors import error_response, render_exception
-from orbyt.api.rendering import header_list, header_value, json_response, route_headers
+from orbyt.api.edge import (
+    error_response,
+    header_list,
+    header_value,
+    json_response,
+    render_exception,
+    route_headers,
+)
 from orbyt.shared.errors import RateLimited
 
 ODD = [

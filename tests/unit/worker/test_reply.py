@@ -1,11 +1,11 @@
-"""worker.render: adapter chunks -> the SSE bytes the OpenAI SDK reads."""
+"""worker.reply (ChunkRenderer): adapter chunks -> the SSE bytes the OpenAI SDK reads."""
 
 from __future__ import annotations
 
 import orjson
 from openai.types.chat import ChatCompletionChunk
 
-from orbyt.worker.render import ChunkRenderer
+from orbyt.worker.reply import ChunkRenderer
 
 CHUNK = {"choices": [{"index": 0, "delta": {"content": "Hi"}, "finish_reason": None}]}
 
