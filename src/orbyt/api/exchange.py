@@ -60,6 +60,7 @@ from orbyt.shared.redis.fast import publish
 from orbyt.shared.redis.hub import Subscription, SubscriptionFailed, SubscriptionResumed
 
 log = logging.getLogger("orbyt.api")
+_CONTENT_KINDS = (DELTA, DONE, ERROR)
 
 RESUME_ASK_EVERY = 0.25  # seconds between resume requests while nothing in order arrives
 RESUME_FLOOR = 1.0  # seconds a re-subscribed reply has for its replay, even late in the window
@@ -180,6 +181,15 @@ class Exchange:
             self._settled = True
             await self._ledger.close(frame_status(frame), frame.meta)
         return frame
+
+    def ready(self) -> bool:
+        """The next content frame in order is already here: `next()` returns it without
+        waiting (the stream relay writes frames that arrived together in one send)."""
+        sub = self._sub
+        if sub is None or not sub.frames:
+            return False
+        data = sub.frames[0]
+        return data[:1] in _CONTENT_KINDS and data[1 : data.find(b"|")] == b"%d" % self._seq
 
     async def _content(self) -> Frame:
         try:

@@ -81,7 +81,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             redis if roles.shared(settings) else roles.queue_client(settings, max_connections=512)
         )
         live = roles.liveness(settings)
-        hub = PubSubHub(roles.queue_url(settings), settings.reply_queue_frames, live)
+        hub = PubSubHub(
+            roles.queue_url(settings),
+            settings.reply_queue_frames,
+            live,
+            resume=settings.reply_resume_s,
+            coalesce=settings.publish_coalesce_ms / 1000,
+        )
         catalog = catalog_for(settings)
         usage = UsageBuffer(redis, catalog)
         fast = PipelinedConnection(roles.queue_url(settings), liveness=live)

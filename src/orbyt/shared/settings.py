@@ -123,7 +123,9 @@ class Settings(BaseSettings):
     worker_poll_delay: float = 0.25  # fallback poll; enqueue wakes workers at once
     # aiohttp relays streams at ~2x httpx's CPU efficiency here (bench/README.md); httpx
     # stays selectable and always serves the in-process mock provider
-    publish_coalesce_ms: float = 2.0  # frames of a busy worker leave together, this far apart
+    publish_coalesce_ms: float = (
+        2.0  # frames of a busy worker (and an API's unsubscribes) leave together, this far apart
+    )
     upstream_client: Literal["httpx", "aiohttp"] = "aiohttp"
     worker_metrics_port: int = 9464  # Prometheus endpoint of each worker (0: off)
     worker_metrics_host: str = "127.0.0.1"  # loopback; "0.0.0.0" to let a scraper in

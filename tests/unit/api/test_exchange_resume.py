@@ -155,3 +155,23 @@ async def test_a_job_not_started_before_the_outage_gets_the_pickup_time(
         await ex._frame(0.1)
     assert asks and asks[0] == f"0|{CHANNEL}".encode()
     assert ex._resumed
+
+
+def test_ready_only_for_the_next_content_frame_in_order() -> None:
+    """`ready()` lets the stream relay batch writes: it must never promise a frame that
+    `next()` would skip (a heartbeat, a duplicate) and then wait past."""
+    sub: Any = SimpleNamespace(frames=deque())
+    ex = exchange(ScriptedSub(), [])
+    ex._sub = sub
+    ex._seq = 7
+    assert not ex.ready()  # nothing buffered
+    for head, ready in [
+        (frame(DELTA, 7), True),
+        (frame(DONE, 7), True),
+        (frame(HEARTBEAT, 7), False),
+        (frame(DELTA, 6), False),  # a duplicate: skipped
+        (frame(DELTA, 8), False),  # past a gap: asked for again
+        (frame(DELTA, 70), False),
+    ]:
+        sub.frames = deque([head, frame(DELTA, 8)])
+        assert ex.ready() is ready, head

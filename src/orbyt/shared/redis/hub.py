@@ -156,8 +156,11 @@ class PubSubHub(Link):
         queue_limit: int,
         liveness: Liveness | None = None,
         resume: float = RESUME_S,
+        coalesce: float = 0.0,
     ) -> None:
-        super().__init__(redis_url, liveness=liveness)
+        """`coalesce`: how long an UNSUBSCRIBE may wait to share a write (nobody awaits
+        it); SUBSCRIBEs always leave at once."""
+        super().__init__(redis_url, coalesce=coalesce, liveness=liveness)
         self._limit = queue_limit
         self._resume = resume
         self._subs: dict[bytes, Subscription] = {}
@@ -198,8 +201,8 @@ class PubSubHub(Link):
         if self._subs.get(sub.channel) is sub:
             del self._subs[sub.channel]
             conn = self.current()
-            if conn is not None:
-                conn.queue(command(b"UNSUBSCRIBE", sub.channel))
+            if conn is not None:  # nobody waits for it: a busy API sends them together
+                conn.queue(command(b"UNSUBSCRIBE", sub.channel), urgent=False)
 
     def on_reply(self, conn: Conn, msg: Any) -> None:
         if isinstance(msg, list) and len(msg) >= 3:
