@@ -270,7 +270,9 @@ class Exchange:
                 self._ask()
                 continue
             self._seq += 1
-            self._resume_by = None
+            if self._resume_by is not None:
+                self._resume_by = None
+                metrics.child(metrics.REPLY_RESUMES, "resumed").inc()
             if frame.kind != HEARTBEAT:
                 return frame
 
@@ -283,14 +285,19 @@ class Exchange:
                 return
             if self._seq == 0:
                 raise TimeoutError  # the pickup gives up (and withdraws the job)
-            raise reply_lost(_not_resumed(window))
+            raise self._not_resumed(window)
         if self._resume_by is None:
             raise TimeoutError
         if time.monotonic() >= self._resume_by:
             if self._seq == 0:
                 raise TimeoutError  # the pickup gives up (and withdraws the job)
-            raise reply_lost(_not_resumed(window))
+            raise self._not_resumed(window)
         self._ask()
+
+    @staticmethod
+    def _not_resumed(window: float) -> ServiceUnavailable:
+        metrics.child(metrics.REPLY_RESUMES, "lost").inc()
+        return reply_lost(_not_resumed(window))
 
     def _ask(self) -> None:
         """Ask (on the resume channel) for the frames from the next expected one, at most

@@ -33,6 +33,12 @@ PICKUP_SECONDS = Histogram("orbyt_pickup_seconds", "Enqueue to worker start", bu
 ENQUEUE_SECONDS = Histogram(
     "orbyt_enqueue_seconds", "Subscribe + enqueue, API side", buckets=FAST_BUCKETS
 )
+REPLY_RESUMES = Counter(
+    "orbyt_reply_resumes_total",
+    "Replies that lost a stretch of frames (a Redis outage or failover) and had it replayed "
+    "(resumed) or not within ORBYT_REPLY_RESUME_S (lost)",
+    ["outcome"],
+)
 ACTIVE_STREAMS = Gauge("orbyt_active_streams", "Streams being relayed by this API process")
 QUEUE_DEPTH = Gauge("orbyt_queue_depth", "Jobs waiting in the chat queue")
 ATTEMPTS = Counter(

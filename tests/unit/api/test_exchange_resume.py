@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from orbyt.api import exchange as mod
 from orbyt.api.exchange import Exchange
@@ -87,7 +88,12 @@ async def test_duplicates_are_dropped(asks: list[bytes]) -> None:
     assert asks == []
 
 
+def resumes(outcome: str) -> float:
+    return REGISTRY.get_sample_value("orbyt_reply_resumes_total", {"outcome": outcome}) or 0.0
+
+
 async def test_a_gap_asks_for_a_replay_and_holds_later_frames(asks: list[bytes]) -> None:
+    before = resumes("resumed")
     sub = ScriptedSub(frame(START, 0), frame(DELTA, 3, b"d"), frame(DELTA, 4, b"e"))
     ex = exchange(sub, asks)
     assert (await ex._frame(None)).seq == 0
@@ -101,6 +107,7 @@ async def test_a_gap_asks_for_a_replay_and_holds_later_frames(asks: list[bytes])
     rest = [await ex._frame(None) for _ in range(4)]
     assert [f.seq for f in rest] == [2, 3, 4, 5]
     assert ex._resume_by is None
+    assert resumes("resumed") == before + 1
 
 
 async def test_a_resumed_subscription_asks_from_the_next_expected_frame(
@@ -123,9 +130,11 @@ async def test_a_gap_nobody_fills_ends_with_reply_lost(asks: list[bytes]) -> Non
     sub = ScriptedSub(frame(START, 0), frame(DELTA, 2, b"c"))
     ex = exchange(sub, asks, window=0.1)
     await ex._frame(None)
+    before = resumes("lost")
     with pytest.raises(OrbytError) as err:
         await ex._frame(None)
     assert err.value.code == "reply_lost" and "could not resume" in err.value.message
+    assert resumes("lost") == before + 1
     assert len(asks) > 1  # asked again while it waited
 
 
