@@ -115,6 +115,39 @@ def _streaming_response() -> None:
     endpoint.relay_stream = relay_stream  # type: ignore[assignment]
 
 
+def _frame_per_write() -> None:
+    """The stream relay writes every frame on its own, even when several arrived together
+    (what it did before `Exchange.ready`)."""
+    from orbyt.api import exchange
+
+    _require(exchange.Exchange, "ready")
+    exchange.Exchange.ready = lambda self: False  # type: ignore[method-assign]
+
+
+def _urgent_start_unsubscribe() -> None:
+    """The worker's START frame and the API's UNSUBSCRIBE leave at once, each in a write of
+    its own (instead of waiting the coalescing window to share one)."""
+    from orbyt.shared.contract import START
+    from orbyt.shared.redis import fast, hub
+    from orbyt.worker import publisher
+
+    _require(publisher, "publish")
+
+    def publish(conn: Any, channel: bytes, payload: bytes, urgent: bool = True) -> Any:
+        return fast.publish(conn, channel, payload, urgent or payload[:1] == START)
+
+    publisher.publish = publish  # type: ignore[assignment]
+    unsubscribe = hub.PubSubHub.unsubscribe
+
+    def urgent_unsubscribe(self: Any, sub: Any) -> None:
+        conn = self.current() if self._subs.get(sub.channel) is sub else None
+        unsubscribe(self, sub)
+        if conn is not None:
+            conn.queue(b"", urgent=True)  # the UNSUBSCRIBE queued above leaves at once
+
+    hub.PubSubHub.unsubscribe = urgent_unsubscribe  # type: ignore[method-assign]
+
+
 def _require(module: object, name: str) -> None:
     if not hasattr(module, name):
         raise SystemExit(f"ablate: {module!r} has no attribute {name!r}: update bench/ablate.py")
@@ -141,6 +174,18 @@ VARIANTS: dict[str, Variant] = {
             "lean SSE writes (api/endpoint.py `relay_stream`)",
             "Starlette StreamingResponse per stream",
             patch=_streaming_response,
+        ),
+        Variant(
+            "frame-per-write",
+            "frames that arrived together in one write (api/endpoint.py `relay_stream`)",
+            "one write per frame",
+            patch=_frame_per_write,
+        ),
+        Variant(
+            "urgent-start-unsubscribe",
+            "START and UNSUBSCRIBE share writes (coalescing window)",
+            "each in a write of its own",
+            patch=_urgent_start_unsubscribe,
         ),
         Variant(
             "redis-py-publisher",

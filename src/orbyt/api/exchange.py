@@ -27,6 +27,9 @@ ends with a 503 `queue_lost` (it never ran; retrying it is safe).
 Errors leave as `OrbytError`s for the caller to render; a DONE or ERROR frame is written
 to the ledger before it is returned, so the caller's concurrency slot is free before the
 client sees the end of the answer.
+
+About 350 lines: the API half of the resume protocol belongs with the frame order it
+restores.
 """
 
 from __future__ import annotations

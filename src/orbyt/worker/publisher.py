@@ -24,6 +24,8 @@ ends as before (`RedisLost`).
 
 Memory per request: at most `cap` bytes plus one frame while it runs, and for the
 `linger`/window after it ends.
+
+About 350 lines: replay shares the numbering and the buffer it replays from.
 """
 
 from __future__ import annotations

@@ -14,6 +14,9 @@ channel in one command. Once Redis confirms a channel again, its reader gets
 its publisher to replay from the next sequence it expects. A subscription not re-confirmed
 within the window fails with a clear reason. `resume=0` restores fail-at-once. New
 `subscribe` calls succeed as soon as Redis is reachable again.
+
+A little over 300 lines: re-subscribing after a loss is part of the hub's own connection
+lifecycle (the subscriptions it keeps are what it re-confirms).
 """
 
 from __future__ import annotations

@@ -20,6 +20,9 @@ What every link guarantees:
 Writes coalesce: commands queued in one loop iteration leave in one write; non-urgent ones
 may wait `coalesce` seconds so a busy worker makes hundreds of writes a second, not one per
 frame.
+
+A little over 300 lines: connect, keepalive, idle PING, backpressure and reconnection are
+one connection's lifecycle, shared by the pipelined connection and the hub.
 """
 
 from __future__ import annotations
