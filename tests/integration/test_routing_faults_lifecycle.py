@@ -101,11 +101,17 @@ def test_worker_killed_mid_stream(gw: Gateway, fakes: Fakes) -> None:
     assert [bool(q.json.get("stream")) for q in fakes.primary.requests] == [True, False]
 
 
-def test_redis_restart_mid_stream(fakes: Fakes) -> None:
+RESUME_S = 2.0  # how long an in-flight reply waits for Redis to come back (issue 11)
+
+
+def test_redis_gone_for_longer_than_the_resume_window_mid_stream(fakes: Fakes) -> None:
+    """Redis stays away past ORBYT_REPLY_RESUME_S (shorter outages are resumed, see
+    tests/integration/redis/test_resume.py): the stream ends with a clear error then."""
     fakes.reset()
     server = RedisServer().start()  # its own: the other tests' Redis stays up
     try:
-        with Gateway(server.new_db_url(), fakes.env(), workers=1) as gw:
+        env = {**fakes.env(), "ORBYT_REPLY_RESUME_S": str(RESUME_S)}
+        with Gateway(server.new_db_url(), env, workers=1) as gw:
             fakes.primary.script(Reply(tokens=400, per_token=0.05))
             stream, head = open_stream(gw)
             assert head == tokens(0, 5)
@@ -113,9 +119,9 @@ def test_redis_restart_mid_stream(fakes: Fakes) -> None:
             server.stop()
             got = read_stream(stream)
             assert isinstance(got.error, openai.APIError)  # a clean error, not a hang
-            assert "Redis" in got.error.message
+            assert "Redis" in got.error.message and "could not resume" in got.error.message
             assert got.finishes == []
-            assert time.monotonic() - down_at < HEARTBEAT_TIMEOUT + 1.5
+            assert RESUME_S - 0.5 < time.monotonic() - down_at < RESUME_S + 1.5
             # the worker gives up the upstream call too
             assert fakes.primary.wait_for_disconnects(1, timeout=HEARTBEAT_TIMEOUT)
             # while Redis is down a request fails at once with a clear 503
