@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from redis.asyncio import Redis
 
-from orbyt.shared.redis.fast import PipelinedConnection, publish, reply_error
+from orbyt.shared.redis.fast import PipelinedConnection, publish, publish_checked, reply_error
 from orbyt.shared.redis.link import command
 from tests.gateway import RedisServer
 
@@ -60,4 +60,41 @@ async def test_a_lost_connection_fails_pending_batches_and_reconnects(
         else:
             pytest.fail("never reconnected")
     finally:
+        await conn.close()
+
+
+async def test_checked_commands_hand_their_replies_over_in_order(
+    redis_server: RedisServer,
+) -> None:
+    """`send_checked` (a stream's deltas): the reader hands each reply to its check, in
+    order with the future-backed batches around it; a lost connection hands over the error."""
+    url = redis_server.new_db_url()
+    conn = PipelinedConnection(url, coalesce=0.002)
+    admin = Redis.from_url(url)
+    pubsub = admin.pubsub()
+    try:
+        await pubsub.subscribe("listened")
+        c = await conn.connection()
+        seen: list[object] = []
+        first = conn.send(c, command(b"SET", b"a", b"1"))
+        publish_checked(c, b"listened", b"x", seen.append)
+        publish_checked(c, b"nobody-listens", b"y", seen.append)
+        last = conn.send(c, command(b"GET", b"a"))
+        assert await first == [b"OK"] and await last == [b"1"]
+        assert seen == [1, 0]  # replies in order, before the batch queued after them
+        slow = PipelinedConnection(url, coalesce=30.0)  # non-urgent commands wait to be sent
+        s = await slow.connection()
+        assert await slow.execute(command(b"PING")) == [b"PONG"]  # a write: the window starts
+        lost: list[object] = []
+        PipelinedConnection.send_checked(s, command(b"PING"), lost.append)
+        await admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+        for _ in range(40):
+            if lost:
+                break
+            await asyncio.sleep(0.05)
+        assert len(lost) == 1 and isinstance(lost[0], ConnectionError)
+        await slow.close()
+    finally:
+        await pubsub.aclose()
+        await admin.aclose()
         await conn.close()

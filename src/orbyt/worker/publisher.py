@@ -52,7 +52,7 @@ from orbyt.shared.contract import (
     StartMeta,
     encode_frame,
 )
-from orbyt.shared.redis.fast import PipelinedConnection, publish
+from orbyt.shared.redis.fast import PipelinedConnection, publish, publish_checked
 from orbyt.shared.redis.link import Conn
 
 log = logging.getLogger("orbyt.worker")
@@ -239,7 +239,7 @@ class Publisher:
         conn = self._conn.current() or await self._connection()
         frame = self._next(START, meta, b"")
         if conn is not None:
-            publish(conn, self._channel, frame, False).add_done_callback(self._on_reply)
+            publish_checked(conn, self._channel, frame, self._check)
         self._beat = asyncio.create_task(self._heartbeat())
 
     async def delta(self, payload: bytes, meta: RouteMeta | None = None) -> None:
@@ -254,19 +254,17 @@ class Publisher:
         if self.closed:
             return
         frame = self._next(DELTA, None, payload)
-        publish(conn, self._channel, frame, False).add_done_callback(self._on_reply)
+        publish_checked(conn, self._channel, frame, self._check)
         if self.gone:
             raise ReplyGone(self._channel.decode())
         if conn.backlogged:  # Redis reads slower than the upstream writes: wait for it
             await self._conn.drain(conn)
 
-    def _on_reply(self, future: asyncio.Future[list[Any]]) -> None:
-        """A delta nobody received (caller gone) or that Redis refused ends the job, unless
-        an outage's grace window runs (the frame is buffered for replay)."""
-        if future.cancelled():
-            return
-        error = future.exception()
-        if error is None and future.result()[0] != 0:
+    def _check(self, reply: Any) -> None:
+        """A frame nobody received (caller gone) or that Redis refused (or never got) ends
+        the job, unless an outage's grace window runs (the frame is buffered for replay).
+        Called by the connection's reader as the reply arrives (`publish_checked`)."""
+        if isinstance(reply, int) and reply != 0:
             return
         if self._in_grace():
             return

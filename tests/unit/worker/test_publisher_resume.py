@@ -65,7 +65,14 @@ def link(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLink]:
             fut.set_result([fake.receivers])
         return fut
 
+    def publish_checked(conn: Any, channel: bytes, frame: bytes, check: Any) -> None:
+        reply: Any = ConnectionError("lost") if conn.closed else fake.receivers
+        if not conn.closed:
+            fake.sent.append(frame)
+        asyncio.get_running_loop().call_soon(check, reply)  # the reply comes later
+
     monkeypatch.setattr(mod, "publish", publish)
+    monkeypatch.setattr(mod, "publish_checked", publish_checked)
     yield fake
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import hiredis
@@ -18,11 +19,18 @@ from orbyt.shared.redis.link import PING, Conn, Link, command
 log = logging.getLogger("orbyt.redis")
 
 
-class _Batch:
-    __slots__ = ("future", "left", "replies")
+# Gets a command's reply as the reader parses it, or the ConnectionError that lost it.
+Check = Callable[[Any], None]
 
-    def __init__(self, future: asyncio.Future[list[Any]], count: int) -> None:
+
+class _Batch:
+    __slots__ = ("check", "future", "left", "replies")
+
+    def __init__(
+        self, future: asyncio.Future[list[Any]] | None, count: int, check: Check | None = None
+    ) -> None:
         self.future = future
+        self.check = check
         self.left = count
         self.replies: list[Any] = []
 
@@ -54,6 +62,19 @@ class PipelinedConnection(Link):
         conn.out.extend(commands)
         return future
 
+    @staticmethod
+    def send_checked(conn: Conn, cmd: bytes, check: Check, urgent: bool = False) -> None:
+        """Queue one command whose reply the reader hands to `check` as it arrives (or the
+        ConnectionError that lost it): no future and no event-loop callback per command.
+        A stream's deltas go this way, one PUBLISH per token."""
+        if conn.closed:
+            _call(check, ConnectionError("Redis connection lost"))
+            return
+        conn.pending.append(_Batch(None, 1, check))
+        if not conn.out or (urgent and not conn.urgent):
+            conn.schedule(asyncio.get_running_loop(), urgent)
+        conn.out.append(cmd)
+
     async def execute(self, *commands: bytes) -> list[Any]:
         return await self.send(await self.connection(), *commands)
 
@@ -63,11 +84,15 @@ class PipelinedConnection(Link):
             log.warning("unexpected reply from Redis skipped (%s)", type(reply).__name__)
             return
         batch = pending[0]
+        if batch.check is not None:
+            pending.popleft()
+            _call(batch.check, reply)
+            return
         batch.replies.append(reply)
         batch.left -= 1
         if batch.left == 0:
             pending.popleft()
-            if not batch.future.done():
+            if batch.future is not None and not batch.future.done():
                 batch.future.set_result(batch.replies)
 
     def ping(self, conn: Conn) -> None:
@@ -80,9 +105,19 @@ class PipelinedConnection(Link):
     def lost(self, conn: Conn, error: ConnectionError) -> None:
         pending: deque[_Batch] = conn.pending
         while pending:
-            future = pending.popleft().future
-            if not future.done():
-                future.set_exception(error)
+            batch = pending.popleft()
+            if batch.check is not None:
+                _call(batch.check, error)
+            elif batch.future is not None and not batch.future.done():
+                batch.future.set_exception(error)
+
+
+def _call(check: Check, reply: Any) -> None:
+    """Run a reply check inside the reader, which must never raise."""
+    try:
+        check(reply)
+    except Exception:  # a bug in the check, not a Redis event
+        log.exception("reply check failed")
 
 
 def _retrieve(future: asyncio.Future[list[Any]]) -> None:
@@ -99,6 +134,11 @@ def publish(
     conn: Conn, channel: bytes, payload: bytes, urgent: bool = True
 ) -> asyncio.Future[list[Any]]:
     return PipelinedConnection.send(conn, command(b"PUBLISH", channel, payload), urgent=urgent)
+
+
+def publish_checked(conn: Conn, channel: bytes, payload: bytes, check: Check) -> None:
+    """PUBLISH within the coalescing window; `check` gets the receiver count (or the error)."""
+    PipelinedConnection.send_checked(conn, command(b"PUBLISH", channel, payload), check)
 
 
 def reply_error(replies: list[Any]) -> str | None:
