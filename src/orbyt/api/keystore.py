@@ -2,7 +2,8 @@
 SHA-256 hashes, with a name, optional requests-per-minute and concurrency limits and a
 pool permission. Revocation is a field on the hash, read on every request by every replica.
 
-    orbyt:gk:{sha256(key)}   hash  id, name, rpm, concurrency, pool, created, revoked
+    orbyt:gk:{sha256(key)}   hash  id, name, rpm, concurrency, pool, created, revoked, hint
+                             (hint: the key's last 4 characters, to tell keys apart)
     orbyt:gkid:{id}          string  sha256(key)   (admin look-ups by id)
     orbyt:gkids              set of ids
 """
@@ -32,6 +33,7 @@ class GatewayKey:
     pool: bool  # may use the gateway's own provider keys
     created: int
     revoked: bool = False
+    hint: str = ""  # the key's last 4 characters (keys created before hints: empty)
 
     def public(self) -> dict[str, object]:
         return asdict(self)
@@ -49,6 +51,7 @@ def _from_hash(raw: dict[bytes, bytes]) -> GatewayKey:
         pool=s("pool") == "1",
         created=int(s("created") or 0),
         revoked=s("revoked") == "1",
+        hint=s("hint"),
     )
 
 
@@ -68,6 +71,7 @@ class KeyStore:
             concurrency=concurrency,
             pool=pool,
             created=int(time.time()),
+            hint=key[-4:],
         )
         digest = hash_key(key)
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -81,6 +85,7 @@ class KeyStore:
                     "pool": "1" if pool else "0",
                     "created": record.created,
                     "revoked": "0",
+                    "hint": record.hint,
                 },
             )
             pipe.set(f"orbyt:gkid:{record.id}", digest)
@@ -103,6 +108,30 @@ class KeyStore:
         ids = sorted(i.decode() for i in await self._redis.smembers("orbyt:gkids"))  # type: ignore[misc]
         keys = [await self.get(i) for i in ids]
         return [k for k in keys if k is not None]
+
+    async def update(
+        self,
+        key_id: str,
+        rpm: int | None = None,
+        concurrency: int | None = None,
+        pool: bool | None = None,
+    ) -> GatewayKey | None:
+        """Change a key's limits or pool permission (None = keep); in force on every replica
+        at its next request. None if there is no such key."""
+        digest = await self._redis.get(f"orbyt:gkid:{key_id}")
+        if digest is None:
+            return None
+        changes: dict[str, str | int] = {}
+        if rpm is not None:
+            changes["rpm"] = rpm
+        if concurrency is not None:
+            changes["concurrency"] = concurrency
+        if pool is not None:
+            changes["pool"] = "1" if pool else "0"
+        name = f"orbyt:gk:{digest.decode()}"
+        if changes and await self._redis.exists(name):
+            await self._redis.hset(name, mapping=changes)  # type: ignore[misc]
+        return await self.get(key_id)
 
     async def revoke(self, key_id: str) -> bool:
         digest = await self._redis.get(f"orbyt:gkid:{key_id}")

@@ -11,10 +11,12 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.staticfiles import StaticFiles
 
 from orbyt.api import errors
 from orbyt.api import metrics as metrics_route
 from orbyt.api.auth import Authenticator
+from orbyt.api.console import pages as console
 from orbyt.api.fastpath import FastPath
 from orbyt.api.middleware import EDGE, RequireKey
 from orbyt.api.routes import (
@@ -139,6 +141,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(admin.router)
     app.include_router(metrics_route.router)
+    app.include_router(console.router)
+    app.mount("/console/static", StaticFiles(directory=console.STATIC), name="console-static")
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
