@@ -45,8 +45,12 @@
         series.push({ label: s[0], stroke: s[2], width: 2, points: { show: true } });
         data.push(s[1]);
       });
+      var y = { size: 64 };
+      if (id === "cost") {
+        y.values = function (u, ticks) { return ticks.map(function (v) { return "$" + Number(v.toPrecision(2)); }); };
+      }
       var opts = { width: Math.max(260, el.clientWidth), height: 180, series: series,
-        axes: [{}, { size: 60 }], scales: { x: { time: true } } };
+        axes: [{}, y], scales: { x: { time: true } } };
       plots.push([new uPlot(opts, data, el), el]);
     });
     window.addEventListener("resize", function () {
