@@ -29,8 +29,12 @@ from tests.integration.console.conftest import (
 from tests.integration.leakscan import Needles, redis_dump
 
 playwright_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = os.environ.get("ORBYT_CHROMIUM", "/usr/bin/chromium")
-if not Path(CHROMIUM).exists():  # pragma: no cover - CI installs it (scripts/ensure-chromium.sh)
+CHROMIUM = os.environ.get("ORBYT_CHROMIUM") or "/usr/bin/chromium"
+if not Path(CHROMIUM).is_file():  # pragma: no cover - CI installs it (scripts/ensure-chromium.sh)
+    if os.environ.get("CI"):
+        raise RuntimeError(
+            f"the console browser tests need {CHROMIUM} (scripts/ensure-chromium.sh)"
+        )
     pytest.skip(f"{CHROMIUM} is not installed", allow_module_level=True)
 
 pytestmark = pytest.mark.integration
