@@ -29,7 +29,7 @@ from tests.integration.console.conftest import (
 from tests.integration.leakscan import Needles, redis_dump
 
 playwright_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = os.environ.get("ORBYT_CHROMIUM") or "/usr/bin/chromium"
+CHROMIUM = os.environ.get("CHROMIUM_BIN") or "/usr/bin/chromium"
 if not Path(CHROMIUM).is_file():  # pragma: no cover - CI installs it (scripts/ensure-chromium.sh)
     if os.environ.get("CI"):
         raise RuntimeError(

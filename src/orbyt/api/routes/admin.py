@@ -4,7 +4,6 @@ calling the same functions (`api.console.queries`, `api.console.reports`)."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 from typing import Annotated, Any, Literal
@@ -31,18 +30,23 @@ def _shown_key_id(value: str) -> str:
     return repr(value) if _KEY_ID.fullmatch(value) else "given"
 
 
-def admin_key_matches(settings: Settings, token: str) -> bool:
-    """Whether `token` is the admin key, in constant time (both sides hashed first, so not
-    even the length is compared early). PermissionDenied when the admin key is unset."""
+def configured_admin_key(settings: Settings) -> str:
+    """The admin key; PermissionDenied when it is unset (or set empty)."""
     configured = settings.admin_key
-    if configured is None or not configured.get_secret_value():  # unset, or set empty
+    if configured is None or not configured.get_secret_value():
         raise PermissionDenied("The admin API is disabled (ORBYT_ADMIN_KEY is not set).")
-    want = hashlib.sha256(configured.get_secret_value().encode()).digest()
-    return hmac.compare_digest(hashlib.sha256(token.encode()).digest(), want)
+    return configured.get_secret_value()
+
+
+def admin_key_matches(settings: Settings, token: str) -> bool:
+    """Whether `token` is the admin key, by hmac.compare_digest (time independent of where
+    the two differ). PermissionDenied when the admin key is unset."""
+    return hmac.compare_digest(token.encode(), configured_admin_key(settings).encode())
 
 
 def admin(request: Request) -> AppState:
     st: AppState = request.app.state.orbyt
+    configured_admin_key(st.settings)  # disabled: 403 before anything else
     token = bearer(request.headers.get("authorization"))
     if not admin_key_matches(st.settings, token):
         raise AuthenticationFailed("Incorrect admin key.")
