@@ -12,13 +12,14 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.fakes import FakeOpenAI
+from tests.fakes import FakeOpenAI, Reply
 from tests.gateway import Gateway, RedisServer
 from tests.integration.batch.support import MarkerOpenAI
 
 ADMIN_KEY = "orbyt-admin-" + "Vw7nK2qZ9xL4pR8t" * 2
 POOL_KEY = "sk-pool-openai-console-0123456789abcdef"
 FLAKY_KEY = "sk-pool-flaky-console-0123456789abcdef01"
+FLAKY_KEY_2 = "sk-pool-flaky-console-2-fedcba9876543210"
 SESSION_TTL = 900
 
 
@@ -43,7 +44,7 @@ def gw(redis_server: RedisServer, fake: MarkerOpenAI, flaky: FakeOpenAI) -> Iter
         "ORBYT_PROVIDERS__OPENAI__KEYS": POOL_KEY,
         "ORBYT_PROVIDERS__FLAKY__ADAPTER": "openai",
         "ORBYT_PROVIDERS__FLAKY__BASE_URL": flaky.base_url,
-        "ORBYT_PROVIDERS__FLAKY__KEYS": FLAKY_KEY,
+        "ORBYT_PROVIDERS__FLAKY__KEYS": f'["{FLAKY_KEY}", "{FLAKY_KEY_2}"]',
         "ORBYT_FILE_STORE": tempfile.mkdtemp(prefix="orbyt-test-files-"),
         "ORBYT_BATCH_LEASE": "2",
         "ORBYT_WORKER_POLL_DELAY": "0.1",
@@ -54,6 +55,12 @@ def gw(redis_server: RedisServer, fake: MarkerOpenAI, flaky: FakeOpenAI) -> Iter
         yield gateway
         bad = [x for x in gateway.all_logs().splitlines() if '"level":"error"' in x]
         assert not bad, bad[:5]
+
+
+@pytest.fixture(autouse=True)
+def _healthy_flaky(flaky: FakeOpenAI) -> None:
+    flaky.reset()
+    flaky.default = Reply()
 
 
 def sign_in(gw: Gateway, key: str = ADMIN_KEY) -> tuple[httpx.Client, str]:

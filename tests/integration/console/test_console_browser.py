@@ -23,6 +23,7 @@ from tests.integration.batch.support import client, line, submit, wait
 from tests.integration.console.conftest import (
     ADMIN_KEY,
     FLAKY_KEY,
+    FLAKY_KEY_2,
     POOL_KEY,
     sign_in,
 )
@@ -252,6 +253,7 @@ def test_no_key_in_any_page_log_or_redis_value(gw: Gateway, seen: Seen) -> None:
     needles.add("byok key", BYOK)
     needles.add("pool key", POOL_KEY)
     needles.add("flaky pool key", FLAKY_KEY)
+    needles.add("flaky pool key 2", FLAKY_KEY_2)
     for i, key in enumerate(seen.keys):
         needles.add(f"gateway key {i}", key)
     assert seen.keys and len(seen.pages) >= 6

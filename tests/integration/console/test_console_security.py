@@ -13,8 +13,17 @@ import pytest
 import redis
 
 from orbyt.api.console.pages import PATHS
+from orbyt.api.keystore import hash_key
+from tests.fakes import Error, FakeOpenAI
 from tests.gateway import GATEWAY_KEY, Gateway
-from tests.integration.console.conftest import ADMIN_KEY, SESSION_TTL, login_token, sign_in
+from tests.integration.console.conftest import (
+    ADMIN_KEY,
+    FLAKY_KEY,
+    FLAKY_KEY_2,
+    SESSION_TTL,
+    login_token,
+    sign_in,
+)
 
 pytestmark = pytest.mark.integration
 ADMIN = {"authorization": f"Bearer {ADMIN_KEY}"}
@@ -262,3 +271,34 @@ def test_admin_api_is_in_the_openapi_schema(gw: Gateway) -> None:
         assert path in paths, path
     assert "patch" in paths["/admin/keys/{key_id}"]
     assert not [p for p in paths if p.startswith("/console")]
+
+
+def test_routes_count_cooled_pool_keys_and_never_show_one(gw: Gateway, flaky: FakeOpenAI) -> None:
+    flaky.default = Error(429, retry_after=30)
+    auth = {"authorization": f"Bearer {GATEWAY_KEY}"}
+    body = {"model": "flaky/cool-1", "messages": [{"role": "user", "content": "hi"}]}
+    body["extra"] = {"retry": 0}
+    assert httpx.post(gw.base_url + "/chat/completions", headers=auth, json=body).status_code == 429
+    r = redis.Redis.from_url(gw.redis_url)
+    try:
+        deadline = time.monotonic() + 3  # the worker cools the key as the attempt ends
+        while True:
+            resp = httpx.get(gw.url() + "/admin/routes", headers=ADMIN)
+            pools = {p["pool"]: p for p in resp.json()["pools"]}
+            if pools["flaky@default"]["cooled"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert pools["flaky@default"] == {
+            "pool": "flaky@default",
+            "keys": 2,
+            "cooled": 2,
+            "disabled": 0,
+        }
+        route = next(x for x in resp.json()["routes"] if x["route"] == "flaky/cool-1@default")
+        assert route["cooled_pool_keys"] == 2 and route["provider"] == "flaky"
+        for key in (FLAKY_KEY, FLAKY_KEY_2):
+            assert key[8:30] not in resp.text and hash_key(key)[:12] not in resp.text
+    finally:
+        for name in r.scan_iter("orbyt:poolkey:flaky@*"):
+            r.delete(name)
+        r.close()
