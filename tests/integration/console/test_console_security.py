@@ -4,8 +4,12 @@ server-side sign-out, the security headers; and the admin API the console shows.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import statistics
+import subprocess
+import sys
 import time
 
 import httpx
@@ -15,7 +19,7 @@ import redis
 from orbyt.api.console.pages import PATHS
 from orbyt.api.keystore import hash_key
 from tests.fakes import Error, FakeOpenAI
-from tests.gateway import GATEWAY_KEY, Gateway
+from tests.gateway import GATEWAY_KEY, ROOT, Gateway
 from tests.integration.console.conftest import (
     ADMIN_KEY,
     FLAKY_KEY,
@@ -51,6 +55,8 @@ def test_every_console_page_without_a_session_redirects_to_sign_in(gw: Gateway) 
                 resp = c.request(method, concrete(path), data={"csrf_token": "x"})
                 assert resp.status_code == 303, (path, resp.status_code)
                 assert resp.headers["location"] == "/console/login"
+        refresh = c.get("/console/routes", headers={"hx-request": "true"})  # htmx polling
+        assert refresh.status_code == 204 and refresh.headers["hx-redirect"] == "/console/login"
 
 
 def test_wrong_admin_key_is_refused_without_a_session(gw: Gateway) -> None:
@@ -276,8 +282,11 @@ def test_admin_api_is_in_the_openapi_schema(gw: Gateway) -> None:
 def test_routes_count_cooled_pool_keys_and_never_show_one(gw: Gateway, flaky: FakeOpenAI) -> None:
     flaky.default = Error(429, retry_after=30)
     auth = {"authorization": f"Bearer {GATEWAY_KEY}"}
-    body = {"model": "flaky/cool-1", "messages": [{"role": "user", "content": "hi"}]}
-    body["extra"] = {"retry": 0}
+    body = {
+        "model": "flaky/cool-1",
+        "messages": [{"role": "user", "content": "hi"}],
+        "extra": {"retry": 0},
+    }
     assert httpx.post(gw.base_url + "/chat/completions", headers=auth, json=body).status_code == 429
     r = redis.Redis.from_url(gw.redis_url)
     try:
@@ -302,3 +311,18 @@ def test_routes_count_cooled_pool_keys_and_never_show_one(gw: Gateway, flaky: Fa
         for name in r.scan_iter("orbyt:poolkey:flaky@*"):
             r.delete(name)
         r.close()
+
+
+def test_cli_changes_limits_like_the_admin_api(gw: Gateway) -> None:
+    created = httpx.post(gw.url() + "/admin/keys", headers=ADMIN, json={"name": "cli-lim"}).json()
+    env = {**os.environ, "ORBYT_REDIS_URL": gw.redis_url, "PYTHONPATH": str(ROOT)}
+    args = [sys.executable, "-m", "orbyt", "keys", "limits", created["id"], "--rpm", "9"]
+    out = subprocess.run([*args, "--no-pool"], env=env, capture_output=True, check=True, timeout=30)
+    shown = json.loads(out.stdout)
+    assert (shown["rpm"], shown["concurrency"], shown["pool"]) == (9, 0, False)
+    listed = httpx.get(gw.url() + "/admin/keys", headers=ADMIN).json()["data"]
+    assert next(k for k in listed if k["id"] == created["id"])["rpm"] == 9
+    missing = subprocess.run(
+        [*args[:5], "key_00000000000000ff", "--rpm", "1"], env=env, capture_output=True, timeout=30
+    )
+    assert missing.returncode == 1 and b"no key with id" in missing.stdout

@@ -95,6 +95,10 @@ def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         st: AppState = request.app.state.orbyt
         session = await sessions(st).get(request)
         if session is None:
+            if request.headers.get("hx-request"):  # a page refreshing itself: reload to sign in
+                return _headers(
+                    Response(status_code=204, headers={"hx-redirect": "/console/login"})
+                )
             return redirect("/console/login")
         form = None
         if request.method == "POST":
