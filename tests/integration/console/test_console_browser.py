@@ -89,10 +89,19 @@ def page(browser: Any, gw: Gateway) -> Iterator[Any]:
     context.close()
 
 
+UNLABELLED = """() => [...document.querySelectorAll('input:not([type=hidden]), select')]
+    .filter((e) => e.labels.length === 0).map((e) => e.name)"""
+OVERFLOW = "() => document.documentElement.scrollWidth - window.innerWidth"
+
+
 def shoot(tab: Any, name: str) -> None:
+    """Screenshots at laptop and phone width; on each, every field has a label and the page
+    is no wider than the screen (wide tables scroll inside their own box)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    assert tab.evaluate(UNLABELLED) == [], name
     for size, viewport in SIZES.items():
         tab.set_viewport_size(viewport)
+        assert tab.evaluate(OVERFLOW) <= 0, (name, size)
         tab.screenshot(path=str(ARTIFACTS / f"{name}-{size}.png"), full_page=True)
     tab.set_viewport_size(SIZES["laptop"])
 
@@ -117,6 +126,7 @@ def test_sign_in_with_the_admin_key(page: Any, seen: Seen) -> None:
     page.goto("/console/keys")
     assert page.url.endswith("/console/login")
     shoot(page, "login")
+    assert page.evaluate("() => document.activeElement.id") == "admin_key"  # autofocus
     page.get_by_label("Admin key").fill("not-the-admin-key")
     page.get_by_role("button", name="Sign in").click()
     assert page.get_by_role("alert").inner_text() == "Incorrect admin key."
@@ -124,6 +134,8 @@ def test_sign_in_with_the_admin_key(page: Any, seen: Seen) -> None:
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url("**/console/keys")
     assert page.get_by_role("heading", name="Gateway keys").is_visible()
+    page.keyboard.press("Tab")  # keyboard users reach the skip link first
+    assert page.evaluate("() => document.activeElement.className") == "skip"
     assert page.evaluate("() => document.cookie") == ""  # HttpOnly: not readable by scripts
     assert storage(page) == {"htmx-current-path-for-history": "/console/keys"}
     seen.pages.append(page.content().encode())
