@@ -20,7 +20,17 @@ from orbyt.shared.errors import AuthenticationFailed, NotFound, PermissionDenied
 from orbyt.shared.settings import Settings
 from orbyt.shared.usage import day, read
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+router = APIRouter(
+    prefix="/admin",
+    tags=["admin"],
+    responses={
+        400: {"description": "Invalid parameter (OpenAI error JSON)", "content": _ERROR},
+        401: {"description": "Missing or wrong admin key", "content": _ERROR},
+        403: {"description": "The admin API is off (ORBYT_ADMIN_KEY unset)", "content": _ERROR},
+        404: {"description": "No such key or batch", "content": _ERROR},
+    },
+)
 DAY = r"^\d{4}-\d{2}-\d{2}$"
 _KEY_ID = re.compile(r"key_[0-9a-f]{16}")
 
