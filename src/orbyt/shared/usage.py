@@ -211,23 +211,25 @@ async def read(redis: Redis, key_id: str, on: str) -> dict[str, dict[str, int]]:
 async def read_days(
     redis: Redis, days: list[str]
 ) -> list[tuple[str, str, dict[str, dict[str, int]]]]:
-    """Every key's usage on each of `days`: (day, key_id, model -> field -> counter).
-    Found by SCAN over the day's hashes, so keys from ORBYT_GATEWAY_KEYS count too."""
-    out: list[tuple[str, str, dict[str, dict[str, int]]]] = []
-    for on in days:
-        names = sorted({k async for k in redis.scan_iter(match=usage_key("*", on), count=500)})
-        if not names:
-            continue
-        async with redis.pipeline(transaction=False) as pipe:
-            for name in names:
-                pipe.hgetall(name)
-            hashes = await pipe.execute()
-        prefix, suffix = len("orbyt:usage:"), len(on) + 1
-        for name, raw in zip(names, hashes, strict=True):
-            key_id = name.decode()[prefix:-suffix]
-            if raw:
-                out.append((on, key_id, parse(raw)))
-    return out
+    """Every key's usage on each of `days`: (day, key_id, model -> field -> counter). Found
+    by one SCAN over the usage hashes, so keys from ORBYT_GATEWAY_KEYS count too."""
+    wanted = set(days)
+    found: list[tuple[str, str, str]] = []
+    async for raw_name in redis.scan_iter(match=usage_key("*", "*"), count=1000):
+        name = raw_name.decode()
+        key_id, _, on = name[len("orbyt:usage:") :].rpartition(":")
+        if on in wanted and key_id:
+            found.append((on, key_id, name))
+    found.sort()
+    if not found:
+        return []
+    async with redis.pipeline(transaction=False) as pipe:
+        for _, _, name in found:
+            pipe.hgetall(name)
+        hashes = await pipe.execute()
+    return [
+        (on, key_id, parse(raw)) for (on, key_id, _), raw in zip(found, hashes, strict=True) if raw
+    ]
 
 
 async def last_used(redis: Redis, key_ids: list[str]) -> dict[str, int]:

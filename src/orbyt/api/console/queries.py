@@ -145,12 +145,12 @@ def _state_of(st: AppState) -> BatchState:
 
 async def batches(st: AppState, limit: int = 100) -> list[dict[str, Any]]:
     """The newest `limit` batches of every key, each with its owner's key id."""
-    prefix = batches_index("")
+    limit = min(limit, MAX_BATCHES)
     entries: list[tuple[float, str]] = []
-    for index in await _scan(st.redis, prefix):
-        for bid, score in await st.redis.zrange(index, 0, -1, withscores=True):
+    for index in await _scan(st.redis, batches_index("")):  # each key's newest `limit`
+        for bid, score in await st.redis.zrange(index, 0, limit - 1, desc=True, withscores=True):
             entries.append((score, bid.decode()))
-    chosen = [bid for _, bid in sorted(entries, reverse=True)[: min(limit, MAX_BATCHES)]]
+    chosen = [bid for _, bid in sorted(entries, reverse=True)[:limit]]
     async with st.redis.pipeline(transaction=False) as pipe:
         for bid in chosen:
             pipe.hgetall(batch_key(bid))
