@@ -50,8 +50,8 @@ async def test_flush_writes_counters_buckets_and_last_used(
 async def test_read_days_only_returns_the_days_asked_for(
     redis: fakeredis.aioredis.FakeRedis,
 ) -> None:
-    await redis.hset("orbyt:usage:key_a:2026-11-01", "m/x|requests", 4)
-    await redis.hset("orbyt:usage:key_a:2026-11-02", "m/x|requests", 5)
+    await redis.hset("orbyt:usage:key_a:2026-11-01", "m/x|requests", 4)  # type: ignore[misc]
+    await redis.hset("orbyt:usage:key_a:2026-11-02", "m/x|requests", 5)  # type: ignore[misc]
     rows = await read_days(redis, ["2026-11-02"])
     assert rows == [("2026-11-02", "key_a", {"m/x": {"requests": 5}})]
     assert await read_days(redis, []) == []
