@@ -225,6 +225,7 @@ def test_a_failing_provider_opens_its_breaker(
         assert time.monotonic() < deadline, state.inner_text()
         time.sleep(0.2)
     assert page.locator("#live-workers").inner_text() == "1"
+    assert page.locator('tr[data-pool="flaky@default"] td').first.inner_text() == "2"  # keys
     seen.pages.append(page.content().encode())
     shoot(page, "routes")
 
