@@ -171,6 +171,10 @@ def test_create_use_and_revoke_a_key(page: Any, gw: Gateway, seen: Seen) -> None
     assert row.locator("td").nth(6).inner_text() == "1"  # one BYOK request, provider-billed
     assert page.locator("#chart-requests canvas").count() == 1  # uPlot drew the chart
     shoot(page, "usage")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Export CSV").click()
+    exported = Path(download.value.path()).read_text()
+    assert exported.startswith("day,key_id,model,provider,requests") and key not in exported
 
     visit(page, seen, "/console/keys")
     listed = page.locator("tr", has_text="browser-made")
