@@ -328,3 +328,19 @@ def test_cli_changes_limits_like_the_admin_api(gw: Gateway) -> None:
         [*args[:5], "key_00000000000000ff", "--rpm", "1"], env=env, capture_output=True, timeout=30
     )
     assert missing.returncode == 1 and b"no key with id" in missing.stdout
+
+
+def test_console_errors_are_pages_with_the_admin_apis_status(gw: Gateway) -> None:
+    c, csrf = sign_in(gw)
+    try:
+        missing = c.post("/console/keys/key_00000000000000ff/revoke", data={"csrf_token": csrf})
+        assert missing.status_code == 404 and "No key with id" in missing.text
+        bad = c.get("/console/usage?from=2026-02-30")
+        assert bad.status_code == 400 and "YYYY-MM-DD" in bad.text
+        assert bad.headers["content-type"].startswith("text/html")
+        invalid = c.post("/console/keys", data={"csrf_token": csrf, "name": "x", "rpm": "-3"})
+        assert invalid.status_code == 400 and "rpm" in invalid.text
+        unknown_file = c.get("/console/batches/batch_0123456789abcdef01234567/output")
+        assert unknown_file.status_code == 404
+    finally:
+        c.close()
