@@ -120,6 +120,11 @@ def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
 # ----------------------------------------------------------------------------- sign-in
 @router.get("/login")
 async def login_form(request: Request) -> Response:
+    st: AppState = request.app.state.orbyt
+    try:
+        admin.configured_admin_key(st.settings)
+    except OrbytError as err:  # say so now rather than after a try
+        return _login_page(request, err.message, 200)
     return _login_page(request, "", 200)
 
 
