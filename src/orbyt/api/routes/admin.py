@@ -85,7 +85,7 @@ class KeyChange(BaseModel):
     pool: bool | None = None
 
 
-class KeyOut(BaseModel):
+class KeyRecord(BaseModel):
     id: str
     name: str
     rpm: int = Field(description="requests per minute; 0 = unlimited")
@@ -94,7 +94,19 @@ class KeyOut(BaseModel):
     created: int
     revoked: bool
     hint: str = Field("", description="the key's last 4 characters")
+
+
+class KeyOut(KeyRecord):
     last_used: int | None = Field(None, description="unix seconds of its last request")
+
+
+class KeyCreated(KeyRecord):
+    key: str = Field(description="the key itself: shown in this answer only, never again")
+
+
+class KeyRevoked(BaseModel):
+    id: str
+    revoked: bool
 
 
 class KeyList(BaseModel):
@@ -163,7 +175,7 @@ class BatchList(BaseModel):
     data: list[dict[str, Any]] = Field(description="OpenAI batch objects plus `owner` (key id)")
 
 
-@router.post("/keys")
+@router.post("/keys", response_model=KeyCreated)
 async def create_key(body: NewKey, st: Admin) -> dict[str, Any]:
     """Create a gateway key; the answer holds the key itself, shown this once."""
     key, record = await KeyStore(st.redis).create(body.name, body.rpm, body.concurrency, body.pool)
@@ -184,7 +196,7 @@ async def update_key(key_id: str, body: KeyChange, st: Admin) -> dict[str, Any]:
     return found.public()
 
 
-@router.post("/keys/{key_id}/revoke")
+@router.post("/keys/{key_id}/revoke", response_model=KeyRevoked)
 async def revoke_key(key_id: str, st: Admin) -> dict[str, Any]:
     if not await KeyStore(st.redis).revoke(key_id):
         raise NotFound(f"No key with id {_shown_key_id(key_id)}.", param="key_id")
