@@ -21,6 +21,7 @@ cost go to its own model's fields, the request itself to the model that answered
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -38,12 +39,12 @@ LATENCY_BUCKETS_MS = (50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_00
 LATENCY_OVERFLOW = "lat_inf"
 
 
+_BUCKET_FIELDS = (*(f"lat_le_{bound}" for bound in LATENCY_BUCKETS_MS), LATENCY_OVERFLOW)
+
+
 def latency_bucket(latency_ms: float) -> str:
     """The histogram field one request's latency counts in (pure)."""
-    for bound in LATENCY_BUCKETS_MS:
-        if latency_ms <= bound:
-            return f"lat_le_{bound}"
-    return LATENCY_OVERFLOW
+    return _BUCKET_FIELDS[bisect.bisect_left(LATENCY_BUCKETS_MS, latency_ms)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,10 +158,14 @@ class UsageBuffer:
         self._catalog = catalog
         self._pending: dict[tuple[str, str], int] = defaultdict(int)
         self._last_used: dict[str, int] = {}
+        self._day = (-1, "")  # (days since the epoch, its YYYY-MM-DD)
 
     def add(self, event: UsageEvent) -> None:
         now = time.time()
-        key = usage_key(event.key_id, day(now))
+        epoch_day = int(now) // 86400  # UTC days; the date string is made once a day
+        if epoch_day != self._day[0]:
+            self._day = (epoch_day, day(now))
+        key = usage_key(event.key_id, self._day[1])
         for (model, name), value in increments(event, self._catalog).items():
             if value:
                 self._pending[(key, f"{model}|{name}")] += value
