@@ -62,6 +62,7 @@ class Seen:
     def __init__(self) -> None:
         self.pages: list[bytes] = []
         self.keys: list[str] = []
+        self.requests: list[str] = []  # every URL the browser asked for
 
 
 @pytest.fixture(scope="module")
@@ -78,13 +79,14 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def page(browser: Any, gw: Gateway) -> Iterator[Any]:
+def page(browser: Any, gw: Gateway, seen: Seen) -> Iterator[Any]:
     context = browser.new_context(
         viewport=SIZES["laptop"], base_url=gw.url(), accept_downloads=True
     )
     context.set_default_timeout(15_000)
     tab = context.new_page()
     tab.on("dialog", lambda dialog: dialog.accept())
+    tab.on("request", lambda request: seen.requests.append(request.url))
     yield tab
     context.close()
 
@@ -262,6 +264,13 @@ def test_sign_out_ends_the_session(page: Any) -> None:
     page.wait_for_url("**/console/login")
     page.goto("/console/usage")
     assert page.url.endswith("/console/login")
+
+
+def test_the_console_works_offline(gw: Gateway, seen: Seen) -> None:
+    """Every script, style and page came from the gateway itself: no CDN."""
+    assert any(u.endswith("/console/static/vendor/htmx-2.0.11.min.js") for u in seen.requests)
+    assert any(u.endswith("/console/static/vendor/uPlot-1.6.32.iife.min.js") for u in seen.requests)
+    assert [u for u in seen.requests if not u.startswith(gw.url() + "/")] == []
 
 
 def test_no_key_in_any_page_log_or_redis_value(gw: Gateway, seen: Seen) -> None:
