@@ -47,6 +47,7 @@ def gw(redis_server: RedisServer, fake: MarkerOpenAI, flaky: FakeOpenAI) -> Iter
         "ORBYT_PROVIDERS__FLAKY__KEYS": f'["{FLAKY_KEY}", "{FLAKY_KEY_2}"]',
         "ORBYT_FILE_STORE": tempfile.mkdtemp(prefix="orbyt-test-files-"),
         "ORBYT_BATCH_LEASE": "2",
+        "ORBYT_BATCH_CONCURRENCY": "4",  # a 300-line SLOW batch runs ~20 s: time to cancel
         "ORBYT_WORKER_POLL_DELAY": "0.1",
         "ORBYT_BACKOFF_BASE": "0.05",
         "ORBYT_BACKOFF_CAP": "0.2",
