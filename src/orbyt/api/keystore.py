@@ -2,7 +2,8 @@
 SHA-256 hashes, with a name, optional requests-per-minute and concurrency limits and a
 pool permission. Revocation is a field on the hash, read on every request by every replica.
 
-    orbyt:gk:{sha256(key)}   hash  id, name, rpm, concurrency, pool, created, revoked
+    orbyt:gk:{sha256(key)}   hash  id, name, rpm, concurrency, pool, created, revoked, hint
+                             (hint: the key's last 4 characters, to tell keys apart)
     orbyt:gkid:{id}          string  sha256(key)   (admin look-ups by id)
     orbyt:gkids              set of ids
 """
@@ -27,6 +28,7 @@ class GatewayKey:
     pool: bool  # may use the gateway's own provider keys
     created: int
     revoked: bool = False
+    hint: str = ""  # the key's last 4 characters (keys created before hints: empty)
 
     def public(self) -> dict[str, object]:
         return asdict(self)
@@ -44,6 +46,7 @@ def _from_hash(raw: dict[bytes, bytes]) -> GatewayKey:
         pool=s("pool") == "1",
         created=int(s("created") or 0),
         revoked=s("revoked") == "1",
+        hint=s("hint"),
     )
 
 
@@ -63,6 +66,7 @@ class KeyStore:
             concurrency=concurrency,
             pool=pool,
             created=int(time.time()),
+            hint=key[-4:],
         )
         digest = hash_key(key)
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -76,6 +80,7 @@ class KeyStore:
                     "pool": "1" if pool else "0",
                     "created": record.created,
                     "revoked": "0",
+                    "hint": record.hint,
                 },
             )
             pipe.set(f"orbyt:gkid:{record.id}", digest)
@@ -95,9 +100,41 @@ class KeyStore:
         return _from_hash(raw) if raw else None
 
     async def list(self) -> list[GatewayKey]:
+        """Every key's record, in id order, in two round trips."""
         ids = sorted(i.decode() for i in await self._redis.smembers("orbyt:gkids"))  # type: ignore[misc]
-        keys = [await self.get(i) for i in ids]
-        return [k for k in keys if k is not None]
+        if not ids:
+            return []
+        digests = await self._redis.mget([f"orbyt:gkid:{i}" for i in ids])
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for digest in digests:
+                if digest is not None:
+                    pipe.hgetall(f"orbyt:gk:{digest.decode()}")
+            raws = await pipe.execute()
+        return [_from_hash(raw) for raw in raws if raw]
+
+    async def update(
+        self,
+        key_id: str,
+        rpm: int | None = None,
+        concurrency: int | None = None,
+        pool: bool | None = None,
+    ) -> GatewayKey | None:
+        """Change a key's limits or pool permission (None = keep); in force on every replica
+        at its next request. None if there is no such key."""
+        digest = await self._redis.get(f"orbyt:gkid:{key_id}")
+        if digest is None:
+            return None
+        changes: dict[str, str | int] = {}
+        if rpm is not None:
+            changes["rpm"] = rpm
+        if concurrency is not None:
+            changes["concurrency"] = concurrency
+        if pool is not None:
+            changes["pool"] = "1" if pool else "0"
+        name = f"orbyt:gk:{digest.decode()}"
+        if changes and await self._redis.exists(name):
+            await self._redis.hset(name, mapping=changes)  # type: ignore[misc]
+        return await self.get(key_id)
 
     async def revoke(self, key_id: str) -> bool:
         digest = await self._redis.get(f"orbyt:gkid:{key_id}")

@@ -11,9 +11,11 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.staticfiles import StaticFiles
 
 from orbyt.api import edge
 from orbyt.api.auth import Authenticator
+from orbyt.api.console import pages as console
 from orbyt.api.edge import EDGE, FastPath, RequireKey
 from orbyt.api.ledger import flush_usage
 from orbyt.api.routes import (
@@ -134,6 +136,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(batches.router)
     app.include_router(health.router)
     app.include_router(admin.router)
+    app.include_router(console.router)
+    app.mount("/console/static", StaticFiles(directory=console.STATIC), name="console-static")
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -1,4 +1,4 @@
-"""`orbyt keys create|list|revoke` and `orbyt usage`: admin commands that talk to Redis
+"""`orbyt keys create|list|limits|revoke` and `orbyt usage`: admin commands that talk to Redis
 directly, like the admin HTTP API does. Output is JSON on stdout.
 
 Which Redis: `ORBYT_REDIS_URL` / `REDIS_URL` / `redis_url` in the config file if set, else
@@ -138,6 +138,33 @@ def list_keys() -> int:
         return [k.public() for k in await KeyStore(redis).list()]
 
     _print(_run(action))
+    return 0
+
+
+@keys.command()
+@click.argument("key_id", callback=_key_id)
+@click.option(
+    "--rpm", type=click.IntRange(min=0), default=None, help="Requests per minute (0: no limit)."
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Requests at once (0: no limit).",
+)
+@click.option("--pool/--no-pool", default=None, help="May use the gateway's provider keys.")
+def limits(key_id: str, rpm: int | None, concurrency: int | None, pool: bool | None) -> int:
+    """Change the limits of the key KEY_ID (options not given keep their value); in force on
+    the next request (as `PATCH /admin/keys/{id}` and the console do)."""
+
+    async def action(redis: Redis) -> Any:
+        return await KeyStore(redis).update(key_id, rpm, concurrency, pool)
+
+    found = _run(action)
+    if found is None:
+        click.echo(f"no key with id {key_id}")
+        return 1
+    _print(found.public())
     return 0
 
 

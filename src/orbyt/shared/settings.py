@@ -100,6 +100,7 @@ class Settings(BaseSettings):
 
     gateway_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     admin_key: SecretStr | None = None
+    console_session_ttl: float = Field(8 * 3600.0, gt=0)  # admin console login, seconds
     secret_key: SecretStr | None = None
     old_secret_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     byok_ttl: float = 30.0

@@ -45,6 +45,7 @@ def test_each_attempt_is_recorded_on_its_own_model() -> None:
         (FALLBACK, "requests"): 1,
         (FALLBACK, "attempts"): 2,
         (FALLBACK, "latency_ms"): 40,
+        (FALLBACK, "lat_le_50"): 1,
         (FALLBACK, "byok_requests"): 1,
         (PRIMARY, "prompt_tokens"): 4,
         (PRIMARY, "completion_tokens"): 40,
@@ -74,5 +75,6 @@ def test_a_single_attempt_is_recorded_as_before() -> None:
         (FALLBACK, "requests"): 1,
         (FALLBACK, "attempts"): 2,
         (FALLBACK, "latency_ms"): 40,
+        (FALLBACK, "lat_le_50"): 1,
         (FALLBACK, "errors"): 1,
     }
