@@ -63,6 +63,12 @@ CANCEL_CHANNEL = "orbyt:cancel"
 RESUME_CHANNEL = "orbyt:resume"
 
 
+# Route health, written by workers (`worker.health`), read by the admin API (`api.console`)
+BREAKER_PREFIX = "orbyt:cb:"  # + route id: hash fails, open_until (ms), probe (ms)
+STATS_PREFIX = "orbyt:stats:"  # + route id: hash ttft (EWMA ms), err (EWMA 0..1), n
+POOLKEY_PREFIX = "orbyt:poolkey:"  # + provider + ":" + key hash: "cool" or "off"
+
+
 def wake_channel(queue: str) -> str:
     return f"orbyt:wake:{queue}"
 

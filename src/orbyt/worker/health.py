@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from orbyt.shared.contract import BREAKER_PREFIX, POOLKEY_PREFIX, STATS_PREFIX
 from orbyt.shared.secret import Secret
 from orbyt.worker.policy import BreakerState, Verdict
 
@@ -106,7 +107,7 @@ class Health:
     async def breakers(self, routes: Sequence[str]) -> dict[str, BreakerView]:
         async with self._redis.pipeline(transaction=False) as pipe:
             for route in routes:
-                pipe.hmget(f"orbyt:cb:{route}", ["open_until", "probe"])
+                pipe.hmget(BREAKER_PREFIX + route, ["open_until", "probe"])
             rows = await pipe.execute()
         return {
             route: BreakerView(int(float(row[0] or 0)), int(float(row[1] or 0)))
@@ -116,12 +117,14 @@ class Health:
     async def stats(self, routes: Sequence[str], field: str) -> dict[str, float]:
         async with self._redis.pipeline(transaction=False) as pipe:
             for route in routes:
-                pipe.hget(f"orbyt:stats:{route}", field)
+                pipe.hget(STATS_PREFIX + route, field)
             rows = await pipe.execute()
         return {route: float(v) for route, v in zip(routes, rows, strict=True) if v is not None}
 
     async def claim_probe(self, route: str, now_ms: int) -> bool:
-        return bool(await self._claim(keys=[f"orbyt:cb:{route}"], args=[now_ms, self._cooldown_ms]))
+        return bool(
+            await self._claim(keys=[BREAKER_PREFIX + route], args=[now_ms, self._cooldown_ms])
+        )
 
     async def record(
         self, route: str, outcome: Verdict, ttft_ms: float | None, now_ms: int
@@ -158,7 +161,7 @@ class Health:
         self, route: str, outcome: Verdict, ttft_ms: float | None, now_ms: int
     ) -> None:
         await self._record(
-            keys=[f"orbyt:cb:{route}", f"orbyt:stats:{route}"],
+            keys=[BREAKER_PREFIX + route, STATS_PREFIX + route],
             args=[
                 outcome.value,
                 -1 if ttft_ms is None else round(ttft_ms, 1),
@@ -173,16 +176,16 @@ class Health:
         """(round-robin counter, healthy flag per key) in one round trip."""
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.incr(f"orbyt:rr:{provider}")
-            pipe.mget([f"orbyt:poolkey:{provider}:{key_hash(k)}" for k in keys])
+            pipe.mget([f"{POOLKEY_PREFIX}{provider}:{key_hash(k)}" for k in keys])
             counter, flags = await pipe.execute()
         return int(counter), [flag is None for flag in flags]
 
     async def cool_key(self, provider: str, key: Secret, seconds: float) -> None:
         await self._redis.set(
-            f"orbyt:poolkey:{provider}:{key_hash(key)}", b"cool", px=max(1, int(seconds * 1000))
+            f"{POOLKEY_PREFIX}{provider}:{key_hash(key)}", b"cool", px=max(1, int(seconds * 1000))
         )
 
     async def disable_key(self, provider: str, key: Secret, seconds: float = 3600) -> None:
         await self._redis.set(
-            f"orbyt:poolkey:{provider}:{key_hash(key)}", b"off", px=int(seconds * 1000)
+            f"{POOLKEY_PREFIX}{provider}:{key_hash(key)}", b"off", px=int(seconds * 1000)
         )

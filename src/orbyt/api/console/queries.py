@@ -25,15 +25,12 @@ from orbyt.api.state import AppState
 from orbyt.shared import batchfiles
 from orbyt.shared.batchkeys import batch_key, batches_index, file_object
 from orbyt.shared.batchstate import BatchState, render
-from orbyt.shared.contract import wake_channel
+from orbyt.shared.contract import BREAKER_PREFIX, POOLKEY_PREFIX, STATS_PREFIX, wake_channel
 from orbyt.shared.errors import NotFound, shown_id
 from orbyt.shared.filestore import FileMissing
 from orbyt.shared.redis.queue import alive_key, workers_alive
 from orbyt.shared.usage import last_used, read_days
 
-BREAKER_PREFIX = "orbyt:cb:"
-STATS_PREFIX = "orbyt:stats:"
-POOLKEY_PREFIX = "orbyt:poolkey:"
 MAX_BATCHES = 500
 
 
