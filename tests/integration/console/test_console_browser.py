@@ -8,6 +8,7 @@ answer, log line or Redis value holds a gateway, BYOK, pool or admin key.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Iterator
@@ -103,6 +104,9 @@ def shoot(tab: Any, name: str) -> None:
     assert tab.evaluate(UNLABELLED) == [], name
     for size, viewport in SIZES.items():
         tab.set_viewport_size(viewport)
+        # the charts re-layout on the window's resize event, which comes a moment later
+        with contextlib.suppress(playwright_api.TimeoutError):
+            tab.wait_for_function(f"() => ({OVERFLOW})() <= 0", timeout=5000)
         assert tab.evaluate(OVERFLOW) <= 0, (name, size)
         tab.screenshot(path=str(ARTIFACTS / f"{name}-{size}.png"), full_page=True)
     tab.set_viewport_size(SIZES["laptop"])
