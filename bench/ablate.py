@@ -148,6 +148,15 @@ def _urgent_start_unsubscribe() -> None:
     hub.PubSubHub.unsubscribe = urgent_unsubscribe  # type: ignore[method-assign]
 
 
+def _no_access_line() -> None:
+    """No access line (it is written for every request by default, at INFO)."""
+    import logging
+
+    from orbyt.shared.logs import ACCESS_LOGGER
+
+    logging.getLogger(ACCESS_LOGGER).disabled = True
+
+
 def _require(module: object, name: str) -> None:
     if not hasattr(module, name):
         raise SystemExit(f"ablate: {module!r} has no attribute {name!r}: update bench/ablate.py")
@@ -186,6 +195,12 @@ VARIANTS: dict[str, Variant] = {
             "START and UNSUBSCRIBE share writes (coalescing window)",
             "each in a write of its own",
             patch=_urgent_start_unsubscribe,
+        ),
+        Variant(
+            "no-access-line",
+            "the access line (one JSON line per request, api/ledger.py)",
+            "none (a feature's cost, not a fast path's)",
+            patch=_no_access_line,
         ),
         Variant(
             "redis-py-publisher",

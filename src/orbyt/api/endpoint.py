@@ -205,8 +205,10 @@ async def relay_stream(ex: Exchange, frame: Frame, send: Send, dialect: StreamDi
     """Frames to the client as they come, the stream ended by the DONE/ERROR frame, or
     in-band when the reply breaks. Frames that arrived together (a DELTA frame already
     holds every chunk the worker coalesced; several frames can still be waiting when the
-    API is busy) leave in one write, and the last one carries the end of the body: a
-    socket write per frame was the largest share of the API's CPU on streams."""
+    API falls behind) leave in one write, and the last one carries the end of the body.
+    Measured (bench/README.md, `frame-per-write`): no gain in the bench scenarios, where
+    the worker's coalescing leaves few frames per stream; it bounds the writes per stream
+    when the API is the bottleneck."""
     headers = SSE_HEADERS + route_headers(ex.job["rid"], frame.meta)
     metrics.ACTIVE_STREAMS.inc()
     try:
