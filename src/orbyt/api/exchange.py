@@ -169,7 +169,7 @@ class Exchange:
             self._ledger.first_content()
         if self.job["stream"] and frame.kind != ERROR:
             provider = str((frame.meta or {}).get("provider", "other"))
-            metrics.TTFT_SECONDS.labels(provider).observe(time.monotonic() - started)
+            metrics.child(metrics.TTFT_SECONDS, provider).observe(time.monotonic() - started)
         return frame
 
     async def next(self) -> Frame:
@@ -288,17 +288,18 @@ class Exchange:
                 return
             if self._seq == 0:
                 raise TimeoutError  # the pickup gives up (and withdraws the job)
-            raise self._not_resumed(window)
+            raise self._gave_up(window)
         if self._resume_by is None:
             raise TimeoutError
         if time.monotonic() >= self._resume_by:
             if self._seq == 0:
                 raise TimeoutError  # the pickup gives up (and withdraws the job)
-            raise self._not_resumed(window)
+            raise self._gave_up(window)
         self._ask()
 
     @staticmethod
-    def _not_resumed(window: float) -> ServiceUnavailable:
+    def _gave_up(window: float) -> ServiceUnavailable:
+        """The reply could not be resumed in time: counted, and said in Orbyt's words."""
         metrics.child(metrics.REPLY_RESUMES, "lost").inc()
         return reply_lost(_not_resumed(window))
 

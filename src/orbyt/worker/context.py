@@ -18,7 +18,6 @@ from prometheus_client import start_http_server
 from redis.asyncio import Redis
 
 from orbyt.shared.catalog import Catalog, catalog_for
-from orbyt.shared.providers import adapters
 from orbyt.shared.redis import roles
 from orbyt.shared.redis.fast import PipelinedConnection
 from orbyt.shared.settings import Settings
@@ -67,7 +66,7 @@ class WorkerContext:
     @cached_property
     def deployments(self) -> Deployments:
         """Each provider's deployments (built once, on first use)."""
-        return Deployments(self.settings, adapters())
+        return Deployments(self.settings)
 
     @cached_property
     def unseal_keys(self) -> list[str]:

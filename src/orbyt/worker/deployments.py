@@ -20,7 +20,7 @@ from orbyt.shared.contract import Candidate
 from orbyt.shared.errors import Disposition, UpstreamError
 from orbyt.shared.logs import safe_name
 from orbyt.shared.providers import Adapter
-from orbyt.shared.routing import order_by_strategy
+from orbyt.shared.routing import order_by_strategy, provider_adapters
 from orbyt.shared.secret import Secret
 from orbyt.shared.settings import Settings
 from orbyt.worker.byok import unavailable
@@ -43,9 +43,9 @@ class Deployments:
     (settings do not change while a worker runs; building them per request showed up in
     profiles as Secret construction and key reads on every job)."""
 
-    def __init__(self, settings: Settings, adapters: Mapping[str, Adapter[Any]]) -> None:
+    def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._adapters = adapters
+        self._adapters = provider_adapters(settings)  # provider name -> its adapter
         self._known: dict[str, tuple[Deployment, ...]] = {}
 
     def of(self, provider: str) -> tuple[Deployment, ...]:
@@ -55,7 +55,7 @@ class Deployments:
         if known is not None:
             return known
         cfg = self._settings.provider(provider)
-        adapter = self._adapters.get(cfg.adapter or provider)
+        adapter = self._adapters.get(provider)
         if adapter is None:
             return ()  # validated by the API; a worker with older configuration skips it
         if cfg.deployments:

@@ -1,6 +1,5 @@
 from orbyt.shared.catalog import default_catalog
 from orbyt.shared.contract import Candidate
-from orbyt.shared.providers import adapters
 from orbyt.shared.routing import order_by_strategy
 from orbyt.shared.settings import DeploymentConfig, ProviderConfig, Settings
 from orbyt.worker.deployments import Deployments, expand, order_routes
@@ -26,7 +25,7 @@ def models(routes: list[object]) -> list[str]:
 
 
 def test_cheap_sorts_by_blended_price_unknown_last() -> None:
-    routes = expand(PLAN, Deployments(Settings(), adapters()), default_catalog())
+    routes = expand(PLAN, Deployments(Settings()), default_catalog())
     assert models(order_routes(routes, "cheap", {})) == [
         "openai/gpt-5-nano",
         "openai/gpt-4o-mini",
@@ -36,12 +35,12 @@ def test_cheap_sorts_by_blended_price_unknown_last() -> None:
 
 
 def test_ordered_keeps_the_plan() -> None:
-    routes = expand(PLAN, Deployments(Settings(), adapters()), default_catalog())
+    routes = expand(PLAN, Deployments(Settings()), default_catalog())
     assert models(order_routes(routes, "ordered", {})) == [c["model"] for c in PLAN]
 
 
 def test_fast_and_reliable_sort_observed_routes_only() -> None:
-    routes = expand(PLAN, Deployments(Settings(), adapters()), default_catalog())
+    routes = expand(PLAN, Deployments(Settings()), default_catalog())
     observed = {"openai/gpt-5@default": 900.0, "openai/gpt-4o-mini@default": 100.0}
     assert models(order_routes(routes, "fast", observed)) == [
         "openai/gpt-4o-mini",
@@ -52,7 +51,7 @@ def test_fast_and_reliable_sort_observed_routes_only() -> None:
 
 
 def test_provider_name_moves_that_provider_first() -> None:
-    routes = expand(PLAN, Deployments(Settings(), adapters()), default_catalog())
+    routes = expand(PLAN, Deployments(Settings()), default_catalog())
     assert models(order_routes(routes, "mock", {}))[0] == "mock/unknown-price"
 
 
@@ -77,7 +76,7 @@ def test_deployments_expand_into_routes_each_with_its_own_pool() -> None:
             )
         }
     )
-    routes = expand([cand("openai/gpt-5")], Deployments(settings, adapters()), default_catalog())
+    routes = expand([cand("openai/gpt-5")], Deployments(settings), default_catalog())
     assert [(r.id, r.base_url, len(r.keys)) for r in routes] == [
         ("openai/gpt-5@east", "http://e/v1", 2),
         ("openai/gpt-5@west", "http://w/v1", 1),

@@ -51,15 +51,12 @@ class PipelinedConnection(Link):
     def send(conn: Conn, *commands: bytes, urgent: bool = True) -> asyncio.Future[list[Any]]:
         """Queue encoded commands now (callers keep their own order); replies later.
         `urgent=False` lets the write wait for the coalescing window."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[Any]] = loop.create_future()
+        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         if conn.closed:
             future.set_exception(ConnectionError("Redis connection lost"))
             return future
         conn.pending.append(_Batch(future, len(commands)))
-        if not conn.out or (urgent and not conn.urgent):
-            conn.schedule(loop, urgent)
-        conn.out.extend(commands)
+        conn.queue(*commands, urgent=urgent)
         return future
 
     @staticmethod
@@ -71,9 +68,7 @@ class PipelinedConnection(Link):
             _call(check, ConnectionError("Redis connection lost"))
             return
         conn.pending.append(_Batch(None, 1, check))
-        if not conn.out or (urgent and not conn.urgent):
-            conn.schedule(asyncio.get_running_loop(), urgent)
-        conn.out.append(cmd)
+        conn.queue(cmd, urgent=urgent)
 
     async def execute(self, *commands: bytes) -> list[Any]:
         return await self.send(await self.connection(), *commands)

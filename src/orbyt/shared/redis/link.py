@@ -111,10 +111,11 @@ class Conn:
         else:
             loop.call_at(due, self.flush)
 
-    def queue(self, data: bytes, urgent: bool = True) -> None:
+    def queue(self, *data: bytes, urgent: bool = True) -> None:
+        """Queue encoded commands for the next write (see `schedule`)."""
         if not self.out or (urgent and not self.urgent):
             self.schedule(asyncio.get_running_loop(), urgent)
-        self.out.append(data)
+        self.out.extend(data)
 
     def flush(self) -> None:
         """One socket write for every command queued since the last one (order kept)."""
