@@ -88,6 +88,7 @@ def test_nothing_listening_is_one_line_naming_the_redis_without_its_password() -
         (["usage"], "Missing argument 'KEY_ID'"),
         (["keys", "create"], "Missing option '--name'"),
         (["keys", "create", "--name", "x", "--rpm", "-1"], "--rpm"),
+        (["keys", "create", "--name", "a\nb"], "control or format characters"),
         (["dev", "--port", "70000"], "--port"),
         (["api", "--log-level", "loud"], "--log-level"),
         (["nope"], "No such command 'nope'"),

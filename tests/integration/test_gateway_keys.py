@@ -302,6 +302,12 @@ def test_admin_api_validates_like_the_rest(gw: Gateway) -> None:
     )
     assert_openai_error(admin(gw, "POST", "/admin/keys", json={"name": "n", "rpm": -1}), 400)
     assert_openai_error(admin(gw, "POST", "/admin/keys", json={"name": "n", "oops": 1}), 400)
+    for name in ("a\r\nb", "nul\x00", "\u202eevil", "tab\there"):  # log lines, tables, pages
+        r = admin(gw, "POST", "/admin/keys", json={"name": name})
+        assert_openai_error(r, 400)
+        assert "control or format characters" in r.json()["error"]["message"]
+    ok = admin(gw, "POST", "/admin/keys", json={"name": "équipe 数据 😀"})  # any printable text
+    assert ok.status_code == 200 and ok.json()["name"] == "équipe 数据 😀"
     assert_openai_error(
         admin(
             gw,

@@ -12,11 +12,21 @@ from __future__ import annotations
 
 import secrets
 import time
+import unicodedata
 from dataclasses import asdict, dataclass
 
 from redis.asyncio import Redis
 
 from orbyt.api.auth import PREFIX, hash_key
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` cannot name a key, or None. Names show up in log lines, CLI tables and the
+    console: control and format characters (CR/LF, NUL, bidi overrides) are refused."""
+    for ch in name:
+        if unicodedata.category(ch).startswith("C"):
+            return f"a key name may not hold control or format characters (U+{ord(ch):04X})"
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ import click
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from orbyt.api.keystore import KeyStore
+from orbyt.api.keystore import KeyStore, name_problem
 from orbyt.cli import devstate
 from orbyt.cli.errors import CliError
 from orbyt.cli.startup import load_settings
@@ -121,6 +121,9 @@ def keys() -> None:
 @click.option("--no-pool", is_flag=True, help="BYOK only: may not use the gateway's provider keys.")
 def create(name: str, rpm: int, concurrency: int, no_pool: bool) -> int:
     """Create a key; it is printed once and never again."""
+    problem = name_problem(name)
+    if problem:
+        raise click.BadParameter(problem, param_hint="--name")
 
     async def action(redis: Redis) -> tuple[str, Any]:
         return await KeyStore(redis).create(name, rpm, concurrency, not no_pool)

@@ -10,11 +10,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from orbyt.api.auth import bearer
 from orbyt.api.console import queries, reports
-from orbyt.api.keystore import KeyStore
+from orbyt.api.keystore import KeyStore, name_problem
 from orbyt.api.state import AppState
 from orbyt.shared.errors import AuthenticationFailed, NotFound, PermissionDenied, shown_id
 from orbyt.shared.settings import Settings
@@ -73,6 +73,14 @@ class NewKey(BaseModel):
     rpm: int = Field(0, ge=0, le=10_000_000)
     concurrency: int = Field(0, ge=0, le=1_000_000)
     pool: bool = True
+
+    @field_validator("name")
+    @classmethod
+    def _printable(cls, name: str) -> str:
+        problem = name_problem(name)
+        if problem:
+            raise ValueError(problem)
+        return name
 
 
 class KeyChange(BaseModel):
