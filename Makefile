@@ -21,7 +21,7 @@ typecheck: ## mypy --strict on src/, relaxed on tests/
 	scripts/bootstrap.sh
 	.venv/bin/mypy
 
-bench:     ## the benchmark table (direct vs Orbyt vs LiteLLM), see bench/README.md
+bench:     ## the benchmark table (direct, floor, Orbyt, LiteLLM), see bench/README.md
 	scripts/bootstrap.sh
 	.venv/bin/python bench/run.py
 
